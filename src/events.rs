@@ -1,0 +1,40 @@
+//! The event bus: every committed session event is published here once, after its commit.
+//! GraphQL subscriptions (and later the webhook outbox) read from it.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::store::SessionEvent;
+
+/// How many events the bus keeps for a slow subscriber. A subscriber that falls further
+/// behind is told so and starts again from a fresh snapshot, never from a silent gap.
+pub const BUS_CAPACITY: usize = 4096;
+
+/// A cheap handle to the process-wide broadcast of committed events.
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<SessionEvent>>,
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        let (sender, _) = broadcast::channel(BUS_CAPACITY);
+        Self { sender }
+    }
+
+    /// Publishes a committed event. Having no subscriber is normal.
+    pub fn publish(&self, event: Arc<SessionEvent>) {
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEvent>> {
+        self.sender.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}

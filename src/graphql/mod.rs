@@ -1,0 +1,58 @@
+//! The GraphQL API: schema, resolvers and the caller's credentials.
+
+pub mod auth;
+pub mod error;
+pub mod input;
+pub mod mutation;
+pub mod query;
+pub mod subscription;
+pub mod types;
+
+use std::time::Duration;
+
+use async_graphql::{ID, Schema};
+use uuid::Uuid;
+
+use crate::public::PublicSsh;
+use crate::store::Store;
+use mutation::MutationRoot;
+use query::QueryRoot;
+use subscription::SubscriptionRoot;
+use types::SshHostKey;
+
+pub type KeyproofSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Deepest query accepted.
+pub const MAX_DEPTH: usize = 12;
+/// Most complex query accepted (roughly, fields selected).
+pub const MAX_COMPLEXITY: usize = 2000;
+
+/// What resolvers share.
+#[derive(Clone)]
+pub struct GraphqlState {
+    pub store: Store,
+    pub host_keys: Vec<SshHostKey>,
+    pub default_session_timeout: Duration,
+}
+
+/// Builds the schema with its limits and shared state.
+pub fn build_schema(state: GraphqlState, public: PublicSsh) -> KeyproofSchema {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .data(state)
+        .data(public)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema in SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .finish()
+        .sdl()
+}
+
+/// Parses an ID argument; anything that is not one of our ids is simply not found.
+pub fn parse_id(id: &ID) -> Option<Uuid> {
+    Uuid::parse_str(id.as_str()).ok()
+}

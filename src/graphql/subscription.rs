@@ -1,0 +1,98 @@
+//! `verifySessionEvents`: a snapshot first, then every committed event in order, completing
+//! after the session's final status.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Subscription};
+use chrono::Utc;
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::GraphqlState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::query::visible_session;
+use super::types::{VerifySessionEvent, VerifySessionEventKind};
+use crate::store::SessionView;
+
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Every change of one session. Starts with a `SNAPSHOT`; completes after the final
+    /// `STATUS_CHANGED`.
+    async fn verify_session_events(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = VerifySessionEvent> + use<>> {
+        Ok(session_events(ctx, id).await?)
+    }
+}
+
+async fn session_events(
+    ctx: &Context<'_>,
+    id: ID,
+) -> ApiResult<impl Stream<Item = VerifySessionEvent> + use<>> {
+    ctx.data_unchecked::<Caller>().principal()?;
+    let state = ctx.data_unchecked::<GraphqlState>().clone();
+
+    // Subscribe before reading the snapshot, so nothing committed in between is missed; events
+    // already contained in the snapshot are skipped by their sequence number.
+    let mut receiver = state.store.bus().subscribe();
+    let snapshot = visible_session(ctx, &id).await?.ok_or(ApiError::NotFound)?;
+    let session_id = snapshot.0.session.id;
+    let project_id = snapshot.0.session.project_id;
+
+    Ok(async_stream::stream! {
+        let mut last_seq = snapshot.0.session.event_seq;
+        let done = snapshot.0.state().is_final();
+        yield snapshot_event(snapshot.0);
+        if done {
+            return;
+        }
+
+        loop {
+            match receiver.recv().await {
+                Ok(event) if event.session_id != session_id || event.seq <= last_seq => continue,
+                Ok(event) => {
+                    last_seq = event.seq;
+                    let done = event.session.state().is_final()
+                        && event.kind == crate::domain::session::EventKind::StatusChanged;
+                    yield VerifySessionEvent {
+                        kind: event.kind.into(),
+                        session: event.session.clone(),
+                        occurred_at: event.occurred_at,
+                        event: Some(event),
+                    };
+                    if done {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Too far behind: start again from the current state, never a silent gap.
+                    let view = match state.store.session_view(project_id, session_id).await {
+                        Ok(Some(view)) => Arc::new(view),
+                        _ => return,
+                    };
+                    last_seq = view.session.event_seq;
+                    let done = view.state().is_final();
+                    yield snapshot_event(view);
+                    if done {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+fn snapshot_event(view: Arc<SessionView>) -> VerifySessionEvent {
+    VerifySessionEvent {
+        kind: VerifySessionEventKind::Snapshot,
+        session: view,
+        event: None,
+        occurred_at: Utc::now(),
+    }
+}

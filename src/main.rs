@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    keyproof::cli::run(keyproof::config::Cli::parse())
+}

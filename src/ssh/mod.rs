@@ -1,0 +1,200 @@
+//! keyproof's own SSH server. It accepts connections itself (so it can bound them per IP and,
+//! later, read a PROXY protocol header) and hands each to russh with a
+//! [`ConnectionHandler`](handler::ConnectionHandler).
+
+pub mod handler;
+pub mod host_key;
+pub mod tap;
+pub mod terminal;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::server::Config;
+use russh::{MethodKind, MethodSet};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::shutdown::Shutdown;
+use handler::{ConnectionHandler, Ledger, SshContext};
+
+/// Limits of the SSH server.
+#[derive(Debug, Clone)]
+pub struct SshLimits {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// How long a client may take to finish authenticating.
+    pub auth_timeout: Duration,
+}
+
+/// The russh configuration keyproof runs with.
+pub fn russh_config(host_key: PrivateKey, limits: &SshLimits) -> Config {
+    Config {
+        server_id: russh::SshId::Standard(
+            format!("SSH-2.0-keyproof_{}", env!("CARGO_PKG_VERSION")).into(),
+        ),
+        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..]),
+        // User names are random secrets and every refusal is explained anyway, so a long
+        // constant rejection time protects nothing and would slow an agent with many keys.
+        auth_rejection_time: Duration::from_millis(20),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![host_key],
+        // Enough for an agent holding many keys before the listed one.
+        max_auth_attempts: 64,
+        inactivity_timeout: Some(limits.auth_timeout.max(Duration::from_secs(120))),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Serves SSH on `listener` until `shutdown` fires, then waits for open connections.
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<Config>,
+    ctx: Arc<SshContext>,
+    limits: SshLimits,
+    mut shutdown: Shutdown,
+) {
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let mut connections = JoinSet::new();
+
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.wait() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "cannot accept an SSH connection");
+                continue;
+            }
+        };
+
+        if connections.len() >= limits.max_connections {
+            tracing::warn!(%peer, "refused an SSH connection: too many open connections");
+            continue;
+        }
+        let Some(slot) = IpSlot::take(&per_ip, peer.ip(), limits.max_connections_per_ip) else {
+            tracing::warn!(%peer, "refused an SSH connection: too many from this address");
+            continue;
+        };
+
+        let span = tracing::info_span!("ssh", %peer, session_id = tracing::field::Empty);
+        let task = handle_connection(
+            stream,
+            peer,
+            config.clone(),
+            ctx.clone(),
+            limits.clone(),
+            slot,
+        );
+        connections.spawn(task.instrument(span));
+    }
+
+    // Stop accepting; let connections in flight end on their own within their limits.
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+async fn handle_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    ctx: Arc<SshContext>,
+    limits: SshLimits,
+    _slot: IpSlot,
+) {
+    let _ = stream.set_nodelay(true);
+    let (stream, client_version) = tap::VersionTap::new(stream);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let handler = ConnectionHandler::new(ctx.clone(), peer, client_version, ledger.clone());
+
+    let session = match russh::server::run_stream(config, stream, handler).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::debug!(%error, "SSH handshake did not complete");
+            return;
+        }
+    };
+    let handle = session.handle();
+    let auth_deadline = tokio::time::sleep(limits.auth_timeout);
+    tokio::pin!(auth_deadline);
+    tokio::pin!(session);
+
+    let result = loop {
+        tokio::select! {
+            result = &mut session => break result,
+            () = &mut auth_deadline => {
+                let authenticated = ledger.lock().map(|l| l.authenticated).unwrap_or(true);
+                if !authenticated {
+                    tracing::info!("disconnecting a client that did not authenticate in time");
+                    let _ = handle
+                        .disconnect(
+                            russh::Disconnect::ByApplication,
+                            "authentication took too long".into(),
+                            String::new(),
+                        )
+                        .await;
+                }
+                auth_deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600 * 24));
+            }
+        }
+    };
+    if let Err(error) = result {
+        // A client that gives up after a refusal ends the session with an early EOF.
+        tracing::debug!(%error, "SSH session ended with an error");
+    }
+
+    let undecided = ledger.lock().ok().and_then(|ledger| ledger.undecided);
+    if let Some((session_id, connection_id)) = undecided {
+        match ctx
+            .store
+            .record_failed_attempt(session_id, connection_id)
+            .await
+        {
+            Ok(outcome) => tracing::info!(?outcome, "connection closed without verifying"),
+            Err(error) => tracing::error!(%error, "cannot record a failed attempt"),
+        }
+    }
+}
+
+/// A connection's place in the per-address count, given back when dropped.
+struct IpSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut map = counts.lock().ok()?;
+        let count = map.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.counts.lock() {
+            if let Some(count) = map.get_mut(&self.ip) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+    }
+}

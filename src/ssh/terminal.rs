@@ -1,0 +1,86 @@
+//! What the person sees in their terminal: plain words, no internal detail.
+
+use crate::domain::session::{AttemptOutcome, Closed};
+use crate::domain::text::for_terminal;
+
+/// The result shown after a key was proven and the session verified.
+pub fn verified(fingerprint: &str, message: Option<&str>) -> String {
+    let mut text = String::new();
+    if let Some(message) = message {
+        text.push_str(message);
+        text.push_str("\n\n");
+    }
+    text.push_str(&format!(
+        "Verified: you proved that you hold the private key {fingerprint}.\n\
+         You can close this window.\n"
+    ));
+    for_terminal(&text)
+}
+
+/// What the person learns about the keys of a connection that did not verify.
+#[derive(Debug, Clone, Default)]
+pub struct FailureReport {
+    /// SHA256 fingerprints of every key the client offered, in order.
+    pub offered: Vec<String>,
+    /// Fingerprints of listed keys the client offered but never signed with.
+    pub unsigned_matches: Vec<String>,
+    pub attempt: Option<AttemptOutcome>,
+    pub max_attempts: i32,
+    pub ssh_command: String,
+}
+
+/// The result shown when no offered key proved the session.
+pub fn not_verified(report: &FailureReport) -> String {
+    let mut text = String::from("Not verified: ");
+    if report.offered.is_empty() {
+        text.push_str("your SSH client offered no public key.\n");
+    } else if !report.unsigned_matches.is_empty() {
+        text.push_str("your SSH client offered a requested key but did not sign with it.\n");
+        text.push_str("Is the private key available to the client (not only the .pub file)?\n");
+    } else {
+        text.push_str("none of the keys your SSH client offered is one this session asks for.\n");
+    }
+
+    if !report.offered.is_empty() {
+        text.push_str("\nKeys offered:\n");
+        for fingerprint in &report.offered {
+            text.push_str(&format!("  {fingerprint}\n"));
+        }
+    }
+    text.push_str(&format!(
+        "\nTo offer one specific key, run:\n  {} -i <key file> -o IdentitiesOnly=yes\n",
+        report.ssh_command
+    ));
+
+    match report.attempt {
+        Some(AttemptOutcome::Counted { failed_attempts }) => text.push_str(&format!(
+            "\nThis was attempt {failed_attempts} of {}.\n",
+            report.max_attempts
+        )),
+        Some(AttemptOutcome::CountedAndFailed { .. }) => {
+            text.push_str("\nThat was the last attempt allowed: this verification has failed.\n")
+        }
+        Some(AttemptOutcome::NotCounted) | None => {}
+    }
+    for_terminal(&text)
+}
+
+/// Why a connection was refused, shown before the client gives up.
+pub fn refused(reason: Refusal) -> String {
+    let text = match reason {
+        Refusal::Unknown => {
+            "There is no verification session for this user name. Check the command you were given."
+        }
+        Refusal::Closed(closed) => closed.explain(),
+        Refusal::Unavailable => "The verification service is unavailable. Try again shortly.",
+    };
+    text.to_owned()
+}
+
+/// Why a connection cannot be attributed to an open session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Unknown,
+    Closed(Closed),
+    Unavailable,
+}
