@@ -225,12 +225,10 @@ fn validate_expiry(
 }
 
 fn check_len(errors: &mut Vec<FieldError>, location: &str, value: Option<&str>, max: usize) {
-    if let Some(value) = value {
-        if value.len() > max {
-            errors.push(FieldError::new(
-                location,
-                format!("must be at most {max} bytes long"),
-            ));
-        }
+    if value.is_some_and(|value| value.len() > max) {
+        errors.push(FieldError::new(
+            location,
+            format!("must be at most {max} bytes long"),
+        ));
     }
 }

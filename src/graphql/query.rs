@@ -14,6 +14,8 @@ use super::types::{ApiKeyInfo, AuthInfo, Project, SshHostKey, VerifySession, Ver
 use super::{GraphqlState, parse_id};
 use crate::store::SessionFilter;
 
+/// Page size of `verifySessions` when `first` is not given.
+pub const DEFAULT_PAGE: i32 = 20;
 /// Largest page of `verifySessions`.
 pub const MAX_PAGE: i32 = 100;
 
@@ -34,11 +36,12 @@ impl QueryRoot {
     async fn verify_sessions(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         status: Option<VerifySessionStatus>,
         external_id: Option<String>,
     ) -> async_graphql::Result<Connection<String, VerifySession>> {
+        let first = first.unwrap_or(DEFAULT_PAGE);
         Ok(list_sessions(ctx, first, after, status, external_id).await?)
     }
 

@@ -188,12 +188,13 @@ impl IpSlot {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        if let Ok(mut map) = self.counts.lock() {
-            if let Some(count) = map.get_mut(&self.ip) {
-                *count -= 1;
-                if *count == 0 {
-                    map.remove(&self.ip);
-                }
+        let Ok(mut map) = self.counts.lock() else {
+            return;
+        };
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
             }
         }
     }
