@@ -28,12 +28,14 @@ pub struct SshContext {
 }
 
 /// State the connection task reads after the SSH session ends.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Ledger {
     /// Set while an attributed connection has not reached a decision: when the connection
     /// ends in this state, it counts as one failed attempt (rule 7).
     pub undecided: Option<(Uuid, Uuid)>,
     pub authenticated: bool,
+    /// Lets the handler disconnect the client from outside the protocol callbacks.
+    pub handle: Option<russh::server::Handle>,
 }
 
 /// One client connection.
@@ -42,6 +44,8 @@ pub struct ConnectionHandler {
     peer: SocketAddr,
     client_version: ClientVersion,
     ledger: Arc<Mutex<Ledger>>,
+    /// The connection's span; russh runs the handler in a task of its own, outside it.
+    span: tracing::Span,
     attribution: Attribution,
     outcome: Outcome,
 }
@@ -49,7 +53,7 @@ pub struct ConnectionHandler {
 enum Attribution {
     /// No authentication request seen yet.
     Unknown,
-    Refused(Refusal),
+    Refused,
     Attributed(Box<Attributed>),
 }
 
@@ -84,6 +88,7 @@ impl ConnectionHandler {
             peer,
             client_version,
             ledger,
+            span: tracing::Span::current(),
             attribution: Attribution::Unknown,
             outcome: Outcome::Undecided,
         }
@@ -94,13 +99,18 @@ impl ConnectionHandler {
     async fn attribute(&mut self, user: &str) -> bool {
         match &self.attribution {
             Attribution::Attributed(attributed) => return attributed.user == user,
-            Attribution::Refused(_) => return false,
+            Attribution::Refused => return false,
             Attribution::Unknown => {}
         }
 
         self.attribution = match self.try_attribute(user).await {
             Ok(attributed) => {
+                self.span.record(
+                    "session_id",
+                    tracing::field::display(attributed.session.session.id),
+                );
                 tracing::info!(
+                    parent: &self.span,
                     session_id = %attributed.session.session.id,
                     connection_id = %attributed.connection_id,
                     "connection attributed"
@@ -112,8 +122,9 @@ impl ConnectionHandler {
                 Attribution::Attributed(Box::new(attributed))
             }
             Err(reason) => {
-                tracing::info!(?reason, "connection refused");
-                Attribution::Refused(reason)
+                tracing::info!(parent: &self.span, ?reason, "connection refused");
+                self.disconnect_explaining(reason);
+                Attribution::Refused
             }
         };
 
@@ -152,6 +163,25 @@ impl ConnectionHandler {
         })
     }
 
+    /// Rule 1: tells the client why in plain words, as the reason of an SSH disconnect,
+    /// which OpenSSH prints and then exits with its own failure status.
+    fn disconnect_explaining(&self, reason: Refusal) {
+        let handle = self
+            .ledger
+            .lock()
+            .ok()
+            .and_then(|ledger| ledger.handle.clone());
+        let Some(handle) = handle else {
+            return;
+        };
+        tokio::spawn(async move {
+            let text = terminal::refused(reason);
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, text, String::new())
+                .await;
+        });
+    }
+
     fn set_undecided(&self, value: Option<(Uuid, Uuid)>) {
         if let Ok(mut ledger) = self.ledger.lock() {
             ledger.undecided = value;
@@ -165,11 +195,19 @@ impl ConnectionHandler {
         }
     }
 
-    /// Methods to offer next: once the outcome is known, or the connection is refused, only
-    /// keyboard-interactive is left, which shows the person why.
+    /// Once the outcome is known only keyboard-interactive is left, which opens a channel to
+    /// show the person the result.
     fn reject_towards_explanation() -> Auth {
         Auth::Reject {
             proceed_with_methods: Some(MethodSet::from(&[MethodKind::KeyboardInteractive][..])),
+            partial_success: false,
+        }
+    }
+
+    /// A refused connection is offered no method at all; the disconnect tells it why.
+    fn reject_refused() -> Auth {
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::empty()),
             partial_success: false,
         }
     }
@@ -211,14 +249,14 @@ impl ConnectionHandler {
         {
             Ok(attempt) => Some(attempt),
             Err(error) => {
-                tracing::error!(%error, "cannot record a failed attempt");
+                tracing::error!(parent: &self.span, %error, "cannot record a failed attempt");
                 None
             }
         };
         if attempt.is_some() {
             self.set_undecided(None);
         }
-        tracing::info!(?attempt, "connection did not verify");
+        tracing::info!(parent: &self.span, ?attempt, "connection did not verify");
 
         self.outcome = Outcome::NotVerified(FailureReport {
             attempt,
@@ -256,7 +294,7 @@ impl Handler for ConnectionHandler {
         if self.attribute(user).await {
             Ok(Auth::reject())
         } else {
-            Ok(Self::reject_towards_explanation())
+            Ok(Self::reject_refused())
         }
     }
 
@@ -272,18 +310,22 @@ impl Handler for ConnectionHandler {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        if !self.attribute(user).await || !matches!(self.outcome, Outcome::Undecided) {
+        if !self.attribute(user).await {
+            return Ok(Self::reject_refused());
+        }
+        if !matches!(self.outcome, Outcome::Undecided) {
             return Ok(Self::reject_towards_explanation());
         }
         let info = match describe_key_data(offer.public_key.key_data()) {
             Ok(info) => info,
             Err(reason) => {
-                tracing::info!(%reason, "refused an offered key of an unsupported kind");
+                tracing::info!(parent: &self.span, %reason, "refused an offered key of an unsupported kind");
                 return Ok(Auth::reject());
             }
         };
 
         let store = self.ctx.store.clone();
+        let span = self.span.clone();
         let Some(attributed) = self.attributed() else {
             return Ok(Auth::reject());
         };
@@ -304,7 +346,12 @@ impl Handler for ConnectionHandler {
                         matched,
                     )
                     .await?;
-                tracing::info!(fingerprint = %info.sha256, matched = matched.is_some(), "key offered");
+                tracing::info!(
+                    parent: &span,
+                    fingerprint = %info.sha256,
+                    matched = matched.is_some(),
+                    "key offered"
+                );
                 attributed
                     .offer_index
                     .insert(info.public_key_ssh.clone(), attributed.offers.len());
@@ -324,7 +371,10 @@ impl Handler for ConnectionHandler {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if !self.attribute(user).await || !matches!(self.outcome, Outcome::Undecided) {
+        if !self.attribute(user).await {
+            return Ok(Self::reject_refused());
+        }
+        if !matches!(self.outcome, Outcome::Undecided) {
             return Ok(Self::reject_towards_explanation());
         }
         let Ok(info) = describe_key_data(key.public_key.key_data()) else {
@@ -352,7 +402,7 @@ impl Handler for ConnectionHandler {
         let rule_met = progress == Progress::Met;
         let session_id = attributed.session.session.id;
         let connection_id = attributed.connection_id;
-        tracing::info!(fingerprint = %info.sha256, "key proven by signature");
+        tracing::info!(parent: &self.span, fingerprint = %info.sha256, "key proven by signature");
 
         match store
             .record_proof(session_id, connection_id, &record, key_id, rule_met)
@@ -363,7 +413,7 @@ impl Handler for ConnectionHandler {
                 self.outcome = Outcome::Verified {
                     fingerprint: info.sha256,
                 };
-                tracing::info!("session verified");
+                tracing::info!(parent: &self.span, "session verified");
                 Ok(Auth::Accept)
             }
             ProofOutcome::Recorded { .. } => Ok(Auth::reject()),
@@ -379,23 +429,10 @@ impl Handler for ConnectionHandler {
         &'a mut self,
         user: &str,
         _submethods: &str,
-        response: Option<Response<'a>>,
+        _response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
         if !self.attribute(user).await {
-            let reason = match &self.attribution {
-                Attribution::Refused(reason) => *reason,
-                _ => Refusal::Unknown,
-            };
-            // Zero prompts: the client prints the instructions and answers at once; the
-            // answer is then refused, so the client exits with its own failure status.
-            return Ok(match response {
-                None => Auth::Partial {
-                    name: "keyproof".into(),
-                    instructions: terminal::refused(reason).into(),
-                    prompts: Vec::new().into(),
-                },
-                Some(_) => Auth::reject(),
-            });
+            return Ok(Self::reject_refused());
         }
 
         // The client has no more keys to offer. Accepting keyboard-interactive with zero
@@ -459,7 +496,7 @@ impl Handler for ConnectionHandler {
         _data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!("refused an exec request");
+        tracing::info!(parent: &self.span, "refused an exec request");
         session.channel_failure(channel)?;
         Ok(())
     }

@@ -124,6 +124,9 @@ async fn handle_connection(
         }
     };
     let handle = session.handle();
+    if let Ok(mut ledger) = ledger.lock() {
+        ledger.handle = Some(handle.clone());
+    }
     let auth_deadline = tokio::time::sleep(limits.auth_timeout);
     tokio::pin!(auth_deadline);
     tokio::pin!(session);

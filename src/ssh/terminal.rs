@@ -47,10 +47,10 @@ pub fn not_verified(report: &FailureReport) -> String {
             text.push_str(&format!("  {fingerprint}\n"));
         }
     }
-    text.push_str(&format!(
-        "\nTo offer one specific key, run:\n  {} -i <key file> -o IdentitiesOnly=yes\n",
-        report.ssh_command
-    ));
+    let hint = report
+        .ssh_command
+        .replacen("ssh ", "ssh -i <key file> -o IdentitiesOnly=yes ", 1);
+    text.push_str(&format!("\nTo offer one specific key, run:\n  {hint}\n"));
 
     match report.attempt {
         Some(AttemptOutcome::Counted { failed_attempts }) => text.push_str(&format!(
