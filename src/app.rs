@@ -73,6 +73,7 @@ impl App {
             max_connections: settings.ssh_max_connections,
             max_connections_per_ip: settings.ssh_max_connections_per_ip,
             auth_timeout: Duration::from_secs(settings.ssh_auth_timeout),
+            confirm_timeout: Duration::from_secs(settings.ssh_confirm_timeout),
         };
 
         let (trigger, shutdown) = shutdown::channel();

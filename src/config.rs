@@ -156,6 +156,10 @@ pub struct Settings {
     )]
     pub ssh_auth_timeout: u64,
 
+    /// Seconds a person has to answer the `[y/N]` prompt of a `mustConfirm` session.
+    #[arg(long, env = "KEYPROOF_SSH_CONFIRM_TIMEOUT", default_value_t = 60, global = true)]
+    pub ssh_confirm_timeout: u64,
+
     /// Log output: human-readable text or one JSON object per line.
     #[arg(
         long,

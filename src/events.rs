@@ -11,10 +11,28 @@ use crate::store::SessionEvent;
 /// behind is told so and starts again from a fresh snapshot, never from a silent gap.
 pub const BUS_CAPACITY: usize = 4096;
 
+/// What the bus carries.
+#[derive(Debug, Clone)]
+pub enum BusMessage {
+    /// A committed event of a session.
+    Event(Arc<SessionEvent>),
+    /// A session was deleted; nothing more will happen to it.
+    Deleted { session_id: uuid::Uuid },
+}
+
+impl BusMessage {
+    pub fn session_id(&self) -> uuid::Uuid {
+        match self {
+            Self::Event(event) => event.session_id,
+            Self::Deleted { session_id } => *session_id,
+        }
+    }
+}
+
 /// A cheap handle to the process-wide broadcast of committed events.
 #[derive(Clone)]
 pub struct EventBus {
-    sender: broadcast::Sender<Arc<SessionEvent>>,
+    sender: broadcast::Sender<BusMessage>,
 }
 
 impl EventBus {
@@ -25,10 +43,15 @@ impl EventBus {
 
     /// Publishes a committed event. Having no subscriber is normal.
     pub fn publish(&self, event: Arc<SessionEvent>) {
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(BusMessage::Event(event));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEvent>> {
+    /// Announces that a session was deleted.
+    pub fn publish_deleted(&self, session_id: uuid::Uuid) {
+        let _ = self.sender.send(BusMessage::Deleted { session_id });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
         self.sender.subscribe()
     }
 }

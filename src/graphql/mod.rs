@@ -10,15 +10,20 @@ pub mod types;
 
 use std::time::Duration;
 
-use async_graphql::{ID, Schema};
+use async_graphql::{ID, MergedObject, Schema};
 use uuid::Uuid;
 
 use crate::public::PublicSsh;
 use crate::store::Store;
-use mutation::MutationRoot;
+use mutation::SessionMutation;
 use query::QueryRoot;
 use subscription::SubscriptionRoot;
 use types::SshHostKey;
+
+/// Every mutation; each concern contributes its own object.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(SessionMutation);
 
 pub type KeyproofSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -37,7 +42,7 @@ pub struct GraphqlState {
 
 /// Builds the schema with its limits and shared state.
 pub fn build_schema(state: GraphqlState, public: PublicSsh) -> KeyproofSchema {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
         .data(state)
         .data(public)
         .limit_depth(MAX_DEPTH)
@@ -47,7 +52,7 @@ pub fn build_schema(state: GraphqlState, public: PublicSsh) -> KeyproofSchema {
 
 /// The schema in SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
         .finish()
         .sdl()
 }

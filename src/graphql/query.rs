@@ -21,7 +21,7 @@ pub const MAX_PAGE: i32 = 100;
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// A session, or null when it does not exist or the caller may not see it.
     async fn verify_session(

@@ -13,11 +13,12 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::visible_session;
 use super::types::{VerifySessionEvent, VerifySessionEventKind};
+use crate::events::BusMessage;
 use crate::store::SessionView;
 
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every change of one session. Starts with a `SNAPSHOT`; completes after the final
     /// `STATUS_CHANGED`.
@@ -54,8 +55,10 @@ async fn session_events(
 
         loop {
             match receiver.recv().await {
-                Ok(event) if event.session_id != session_id || event.seq <= last_seq => continue,
-                Ok(event) => {
+                Ok(message) if message.session_id() != session_id => continue,
+                Ok(BusMessage::Deleted { .. }) => return,
+                Ok(BusMessage::Event(event)) if event.seq <= last_seq => continue,
+                Ok(BusMessage::Event(event)) => {
                     last_seq = event.seq;
                     let done = event.session.state().is_final()
                         && event.kind == crate::domain::session::EventKind::StatusChanged;

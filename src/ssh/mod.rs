@@ -29,6 +29,8 @@ pub struct SshLimits {
     pub max_connections_per_ip: usize,
     /// How long a client may take to finish authenticating.
     pub auth_timeout: Duration,
+    /// How long a person has to answer a `mustConfirm` prompt.
+    pub confirm_timeout: Duration,
 }
 
 /// The russh configuration keyproof runs with.

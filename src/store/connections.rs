@@ -174,6 +174,34 @@ impl Store {
         Ok(ProofOutcome::Recorded { session_verified })
     }
 
+    /// Rule 6: the rule is met (and, with `mustConfirm`, confirmed) on a connection whose
+    /// proofs are already recorded: the session becomes `VERIFIED` (`STATUS_CHANGED`) unless it
+    /// already is.
+    pub async fn record_rule_met(&self, session_id: Uuid) -> StoreResult<ProofOutcome> {
+        let now = Utc::now();
+        let tx = self.begin_write().await?;
+        let Some(session) = lock_session(self, &tx, session_id).await? else {
+            return Ok(ProofOutcome::Closed(Closed::Expired));
+        };
+        let state = state_of(&session);
+        let Some(becomes_verified) = state.verify(now) else {
+            let closed = state.check_open(now).err().unwrap_or(Closed::Expired);
+            return Ok(ProofOutcome::Closed(closed));
+        };
+        if !becomes_verified {
+            tx.tx.commit().await?;
+            return Ok(ProofOutcome::Recorded { session_verified: false });
+        }
+
+        let mut active: verify_session::ActiveModel = session.into();
+        active.status = Set(SessionStatus::Verified.as_str().to_owned());
+        active.update(&tx.tx).await?;
+        self.commit_with_events(tx, session_id, &[EventDraft::new(EventKind::StatusChanged)])
+            .await?;
+
+        Ok(ProofOutcome::Recorded { session_verified: true })
+    }
+
     /// Rule 7: a connection ended without meeting the rule. Counts one failed attempt
     /// (`FAILED_ATTEMPT`) while the session is pending, and fails it at `max_attempts`
     /// (`STATUS_CHANGED`).

@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::events::EventBus;
 
 pub use connections::{OfferRecord, ProofOutcome, SessionForConnection};
-pub use sessions::{NewKey, NewSession, SessionFilter, SessionPage};
+pub use sessions::{CompleteRefusal, NewKey, NewSession, SessionFilter, SessionPage};
 pub(crate) use views::rule_of;
 pub use views::{ConnectionView, SessionEvent, SessionView};
 

@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::views::{EventDraft, load_view, lock_session, state_of};
-use super::{SessionView, Store, StoreResult};
+use super::{SessionView, Store, StoreResult, WriteTx};
 use crate::domain::identifiers::new_connection_identifier;
 use crate::domain::keys::PublicKeyInfo;
 use crate::domain::session::{EventKind, FailureReason, SessionStatus};
@@ -223,5 +223,73 @@ impl Store {
             .await?;
 
         Ok(true)
+    }
+}
+
+/// Why a session cannot be completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompleteRefusal {
+    /// Only multi-connection sessions are completed; the others close by themselves.
+    NotMultiConnection,
+    /// A multi-connection session is completed after it verified; before that, delete it.
+    NotVerified,
+}
+
+impl Store {
+    /// Closes a verified multi-connection session to new connections (`STATUS_CHANGED`).
+    /// Completing a completed session changes nothing. `None` when the project has no such
+    /// session.
+    pub async fn complete_session(
+        &self,
+        project_id: Uuid,
+        session_id: Uuid,
+    ) -> StoreResult<Option<Result<SessionView, CompleteRefusal>>> {
+        let now = Utc::now();
+        let tx = self.begin_write().await?;
+        let session = match lock_session(self, &tx, session_id).await? {
+            Some(session) if session.project_id == project_id => session,
+            _ => return Ok(None),
+        };
+        if !session.multi_connection {
+            return Ok(Some(Err(CompleteRefusal::NotMultiConnection)));
+        }
+        if session.completed_at.is_some() {
+            let view = load_view(&tx.tx, session).await?;
+            return Ok(Some(Ok(view)));
+        }
+        if state_of(&session).status != SessionStatus::Verified {
+            return Ok(Some(Err(CompleteRefusal::NotVerified)));
+        }
+
+        let mut active: verify_session::ActiveModel = session.into();
+        active.completed_at = Set(Some(now));
+        active.update(&tx.tx).await?;
+        let events = self
+            .commit_with_events(tx, session_id, &[EventDraft::new(EventKind::StatusChanged)])
+            .await?;
+        let view = events
+            .first()
+            .map(|event| (*event.session).clone())
+            .ok_or(super::StoreError::Corrupt("completion produced no event"))?;
+
+        Ok(Some(Ok(view)))
+    }
+
+    /// Deletes a session with everything attributed to it. Returns whether it existed.
+    pub async fn delete_session(&self, project_id: Uuid, session_id: Uuid) -> StoreResult<bool> {
+        let tx = self.begin_write().await?;
+        let result = verify_session::Entity::delete_many()
+            .filter(verify_session::Column::Id.eq(session_id))
+            .filter(verify_session::Column::ProjectId.eq(project_id))
+            .exec(&tx.tx)
+            .await?;
+        let WriteTx { tx, writer } = tx;
+        tx.commit().await?;
+        if result.rows_affected > 0 {
+            self.bus().publish_deleted(session_id);
+        }
+        drop(writer);
+
+        Ok(result.rows_affected > 0)
     }
 }

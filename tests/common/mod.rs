@@ -181,6 +181,7 @@ pub fn test_settings(data_dir: PathBuf, api_key: &str) -> Settings {
         ssh_max_connections: 1024,
         ssh_max_connections_per_ip: 256,
         ssh_auth_timeout: 60,
+        ssh_confirm_timeout: 60,
         log_format: LogFormat::Text,
     }
 }
