@@ -19,7 +19,7 @@ use crate::graphql::{GraphqlState, build_schema};
 use crate::http::{HttpState, router};
 use crate::public::PublicSsh;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
-use crate::ssh::handler::SshContext;
+use crate::ssh::connection::SshContext;
 use crate::ssh::{SshLimits, host_key, russh_config};
 use crate::store::Store;
 
@@ -83,6 +83,8 @@ impl App {
         let ctx = Arc::new(SshContext {
             store: store.clone(),
             public: public.clone(),
+            confirm_timeout: limits.confirm_timeout,
+            open: Default::default(),
         });
         tasks.spawn(crate::ssh::serve(
             ssh_listener,

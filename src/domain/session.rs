@@ -106,6 +106,8 @@ pub enum Closed {
     Failed,
     Expired,
     Completed,
+    /// The application deleted the session.
+    Deleted,
 }
 
 impl Closed {
@@ -119,6 +121,9 @@ impl Closed {
             Self::Expired => "This verification session has expired. Ask for a new one.",
             Self::Completed => {
                 "This verification session has been completed and takes no more connections."
+            }
+            Self::Deleted => {
+                "This verification session was withdrawn by the application that created it."
             }
         }
     }

@@ -2,8 +2,10 @@
 //! later, read a PROXY protocol header) and hands each to russh with a
 //! [`ConnectionHandler`](handler::ConnectionHandler).
 
+pub mod connection;
 pub mod handler;
 pub mod host_key;
+pub mod registry;
 pub mod tap;
 pub mod terminal;
 
@@ -20,7 +22,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::shutdown::Shutdown;
-use handler::{ConnectionHandler, Ledger, SshContext};
+use connection::{ConnectionHandler, Ledger, SshContext, take_decision};
 
 /// Limits of the SSH server.
 #[derive(Debug, Clone)]
@@ -64,6 +66,12 @@ pub async fn serve(
 ) {
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut connections = JoinSet::new();
+    let closer = registry::close_finished_sessions(
+        ctx.open.clone(),
+        ctx.store.bus().clone(),
+        shutdown.clone(),
+    );
+    let closer = tokio::spawn(closer);
 
     loop {
         let accepted = tokio::select! {
@@ -103,6 +111,7 @@ pub async fn serve(
     // Stop accepting; let connections in flight end on their own within their limits.
     drop(listener);
     while connections.join_next().await.is_some() {}
+    closer.abort();
 }
 
 async fn handle_connection(
@@ -157,8 +166,8 @@ async fn handle_connection(
         tracing::debug!(%error, "SSH session ended with an error");
     }
 
-    let undecided = ledger.lock().ok().and_then(|ledger| ledger.undecided);
-    if let Some((session_id, connection_id)) = undecided {
+    // Rule 7: an attributed connection that ends undecided is one failed attempt.
+    if let Some((session_id, connection_id)) = take_decision(&ledger) {
         match ctx
             .store
             .record_failed_attempt(session_id, connection_id)
@@ -167,6 +176,10 @@ async fn handle_connection(
             Ok(outcome) => tracing::info!(?outcome, "connection closed without verifying"),
             Err(error) => tracing::error!(%error, "cannot record a failed attempt"),
         }
+    }
+    let attributed = ledger.lock().ok().and_then(|ledger| ledger.attributed);
+    if let Some((session_id, connection_id)) = attributed {
+        ctx.open.remove(session_id, connection_id);
     }
 }
 

@@ -3,18 +3,56 @@
 use crate::domain::session::{AttemptOutcome, Closed};
 use crate::domain::text::for_terminal;
 
-/// The result shown after a key was proven and the session verified.
-pub fn verified(fingerprint: &str, message: Option<&str>) -> String {
-    let mut text = String::new();
-    if let Some(message) = message {
-        text.push_str(message);
-        text.push_str("\n\n");
+/// Text supplied through the API (banner, message) as a paragraph of the terminal output.
+pub fn block(text: &str) -> String {
+    let text = for_terminal(text.trim_end());
+    if text.is_empty() {
+        text
+    } else {
+        format!("{text}\r\n\r\n")
     }
-    text.push_str(&format!(
+}
+
+/// The result shown after a key was proven and the session verified.
+pub fn verified(fingerprint: &str) -> String {
+    for_terminal(&format!(
         "Verified: you proved that you hold the private key {fingerprint}.\n\
          You can close this window.\n"
-    ));
+    ))
+}
+
+/// The question of a `mustConfirm` session.
+pub fn confirm_prompt(fingerprint: &str) -> String {
+    for_terminal(&format!(
+        "You proved that you hold the private key {fingerprint}.\n\
+         Confirm this verification? [y/N] "
+    ))
+}
+
+/// The result when the person did not confirm.
+pub fn not_confirmed(timed_out: bool, report: &FailureReport) -> String {
+    let mut text = String::from(if timed_out {
+        "\nNo answer in time: not verified.\n"
+    } else {
+        "\nNot confirmed: not verified.\n"
+    });
+    text.push_str(&attempts_line(report));
     for_terminal(&text)
+}
+
+fn attempts_line(report: &FailureReport) -> String {
+    match report.attempt {
+        Some(AttemptOutcome::Counted { failed_attempts }) => {
+            format!(
+                "\nThis was attempt {failed_attempts} of {}.\n",
+                report.max_attempts
+            )
+        }
+        Some(AttemptOutcome::CountedAndFailed { .. }) => {
+            "\nThat was the last attempt allowed: this verification has failed.\n".to_owned()
+        }
+        Some(AttemptOutcome::NotCounted) | None => String::new(),
+    }
 }
 
 /// What the person learns about the keys of a connection that did not verify.
@@ -24,6 +62,8 @@ pub struct FailureReport {
     pub offered: Vec<String>,
     /// Fingerprints of listed keys the client offered but never signed with.
     pub unsigned_matches: Vec<String>,
+    /// With `matchAllKeys`: how many listed keys were proven, of how many.
+    pub proven_of_required: Option<(usize, usize)>,
     pub attempt: Option<AttemptOutcome>,
     pub max_attempts: i32,
     pub ssh_command: String,
@@ -32,7 +72,12 @@ pub struct FailureReport {
 /// The result shown when no offered key proved the session.
 pub fn not_verified(report: &FailureReport) -> String {
     let mut text = String::from("Not verified: ");
-    if report.offered.is_empty() {
+    if let Some((proven, required)) = report.proven_of_required.filter(|(p, _)| *p > 0) {
+        text.push_str(&format!(
+            "this session needs all {required} listed keys proven in one connection; \
+             your client proved {proven}.\n"
+        ));
+    } else if report.offered.is_empty() {
         text.push_str("your SSH client offered no public key.\n");
     } else if !report.unsigned_matches.is_empty() {
         text.push_str("your SSH client offered a requested key but did not sign with it.\n");
@@ -52,16 +97,7 @@ pub fn not_verified(report: &FailureReport) -> String {
         .replacen("ssh ", "ssh -i <key file> -o IdentitiesOnly=yes ", 1);
     text.push_str(&format!("\nTo offer one specific key, run:\n  {hint}\n"));
 
-    match report.attempt {
-        Some(AttemptOutcome::Counted { failed_attempts }) => text.push_str(&format!(
-            "\nThis was attempt {failed_attempts} of {}.\n",
-            report.max_attempts
-        )),
-        Some(AttemptOutcome::CountedAndFailed { .. }) => {
-            text.push_str("\nThat was the last attempt allowed: this verification has failed.\n")
-        }
-        Some(AttemptOutcome::NotCounted) | None => {}
-    }
+    text.push_str(&attempts_line(report));
     for_terminal(&text)
 }
 
