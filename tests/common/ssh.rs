@@ -16,17 +16,20 @@ pub struct SshRun {
 /// `ssh` made deterministic: no config file, no agent, no known_hosts, nothing but the
 /// identities the test gives.
 pub fn command(port: u16) -> Command {
+    let mut command = command_without_identities(port);
+    command.args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]);
+    command
+}
+
+/// `ssh` as [`command`] but free to choose identities (from an agent, say). `-o` options are
+/// first-wins in OpenSSH, so callers add their identity options to this one.
+pub fn command_without_identities(port: u16) -> Command {
     let mut command = Command::new("ssh");
     command
         .args(["-F", "/dev/null", "-T"])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
+        .args(["-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
         .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-        .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
         .args(["-o", "PasswordAuthentication=no", "-o", "ConnectTimeout=10"])
         .args(["-p", &port.to_string()])
         .env_remove("SSH_AUTH_SOCK")
