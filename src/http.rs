@@ -36,6 +36,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::rest::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_span))
         .with_state(state)

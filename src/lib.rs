@@ -14,6 +14,7 @@ pub mod files;
 pub mod graphql;
 pub mod http;
 pub mod public;
+pub mod rest;
 pub mod shutdown;
 pub mod ssh;
 pub mod store;

@@ -12,6 +12,7 @@
 
 mod connections;
 mod projects;
+mod rest;
 mod sessions;
 mod views;
 
@@ -27,6 +28,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::events::EventBus;
 
 pub use connections::{OfferRecord, ProofOutcome, SessionForConnection};
+pub use rest::SessionSlice;
 pub use sessions::{CompleteRefusal, NewKey, NewSession, SessionFilter, SessionPage};
 pub(crate) use views::rule_of;
 pub use views::{ConnectionView, SessionEvent, SessionView};

@@ -1,0 +1,69 @@
+//! Offset pagination over verify sessions, for the REST API (`offset`/`limit`, `total`).
+
+use entity::verify_session;
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::views::load_view;
+use super::{SessionFilter, SessionView, Store, StoreResult};
+
+/// A slice of a project's sessions, newest first, with the number of all that match.
+#[derive(Debug, Clone)]
+pub struct SessionSlice {
+    pub sessions: Vec<SessionView>,
+    /// How many sessions match the filter, on every page.
+    pub total: u64,
+}
+
+impl Store {
+    /// Up to `limit` sessions of the project matching `filter`, newest first, skipping the
+    /// first `offset`. `filter.before_id` narrows the set like the other filters.
+    pub async fn list_sessions_by_offset(
+        &self,
+        project_id: Uuid,
+        filter: &SessionFilter,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<SessionSlice> {
+        let condition = condition_of(project_id, filter);
+
+        let total = verify_session::Entity::find()
+            .filter(condition.clone())
+            .count(self.db())
+            .await?;
+        // UUIDv7 ids grow with creation time, so id order is creation order.
+        let rows = if limit == 0 || offset >= total {
+            Vec::new()
+        } else {
+            verify_session::Entity::find()
+                .filter(condition)
+                .order_by_desc(verify_session::Column::Id)
+                .offset(offset)
+                .limit(limit)
+                .all(self.db())
+                .await?
+        };
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in rows {
+            sessions.push(load_view(self.db(), row).await?);
+        }
+
+        Ok(SessionSlice { sessions, total })
+    }
+}
+
+fn condition_of(project_id: Uuid, filter: &SessionFilter) -> Condition {
+    let mut condition = Condition::all().add(verify_session::Column::ProjectId.eq(project_id));
+    if let Some(status) = filter.status {
+        condition = condition.add(verify_session::Column::Status.eq(status.as_str()));
+    }
+    if let Some(external_id) = &filter.external_id {
+        condition = condition.add(verify_session::Column::ExternalId.eq(external_id.as_str()));
+    }
+    if let Some(before) = filter.before_id {
+        condition = condition.add(verify_session::Column::Id.lt(before));
+    }
+    condition
+}
