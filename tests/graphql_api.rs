@@ -307,3 +307,36 @@ async fn timeout_and_expiry_together_are_refused() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn refused_key_kinds_and_duplicates_name_their_place() {
+    let app = TestApp::spawn().await;
+    let small_rsa = TestKey::generate(app.dir.path(), "small", "rsa", Some(1024));
+    let good = TestKey::ed25519(app.dir.path(), "good");
+    let input = json!({ "keys": [
+        { "publicKey": good.public_line() },
+        { "publicKey": small_rsa.public_line() },
+        { "publicKey": format!("{} other comment", good.public_ssh()) },
+        { "publicKey": "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIJ8OQwCRcN0LnwZoGTSclUcfWyVJ7b+fEBNq0u1vFe6RAAAABHNzaDo=" },
+    ] });
+
+    let response = app.graphql(CREATE, json!({ "input": input })).await;
+
+    assert_eq!(error_code(&response), "BAD_USER_INPUT");
+    let errors = response["errors"][0]["extensions"]["errors"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let at = |location: &str| {
+        errors
+            .iter()
+            .find(|error| error["location"] == location)
+            .map(|error| error["message"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no error at {location}: {errors:?}"))
+    };
+    assert!(at("input.keys[1].publicKey").contains("1024"));
+    assert!(at("input.keys[2].publicKey").contains("input.keys[0]"));
+    assert!(at("input.keys[3].publicKey").contains("security-key"));
+    assert_eq!(errors.len(), 3);
+    app.shutdown().await;
+}

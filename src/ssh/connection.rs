@@ -406,7 +406,7 @@ impl ConnectionHandler {
                 .session
                 .session
                 .match_all_keys
-                .then(|| (attributed.proven.len(), attributed.session.keys.len())),
+                .then_some((attributed.proven.len(), attributed.session.keys.len())),
             attempt: None,
             max_attempts: attributed.session.session.max_attempts,
             ssh_command: self.ctx.public.ssh_command(&attributed.user),

@@ -30,6 +30,12 @@ fn reject_refused() -> Auth {
     }
 }
 
+/// RSA keys prove something only with SHA-2 signatures (`rsa-sha2-256`, `rsa-sha2-512`);
+/// the legacy `ssh-rsa` algorithm signs with SHA-1.
+fn is_sha1_rsa(algorithm: &russh::keys::Algorithm) -> bool {
+    matches!(algorithm, russh::keys::Algorithm::Rsa { hash: None })
+}
+
 impl ConnectionHandler {
     /// Writes the result of a decided connection and closes the channel.
     fn finish(&self, channel: ChannelId, session: &mut Session) -> Result<(), russh::Error> {
@@ -130,6 +136,10 @@ impl Handler for ConnectionHandler {
         if !matches!(self.outcome, Outcome::Undecided) {
             return Ok(reject_towards_explanation());
         }
+        if is_sha1_rsa(offer.algorithm) {
+            tracing::info!(parent: &self.span, "refused an RSA key offered with SHA-1 signatures");
+            return Ok(Auth::reject());
+        }
         let info = match describe_key_data(offer.public_key.key_data()) {
             Ok(info) => info,
             Err(reason) => {
@@ -154,6 +164,9 @@ impl Handler for ConnectionHandler {
         }
         if !matches!(self.outcome, Outcome::Undecided) {
             return Ok(reject_towards_explanation());
+        }
+        if is_sha1_rsa(key.algorithm) {
+            return Ok(Auth::reject());
         }
         let Ok(info) = describe_key_data(key.public_key.key_data()) else {
             return Ok(Auth::reject());

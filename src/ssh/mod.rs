@@ -24,6 +24,11 @@ use tracing::Instrument;
 use crate::shutdown::Shutdown;
 use connection::{ConnectionHandler, Ledger, SshContext, take_decision};
 
+/// How long connections in flight (a person answering a confirmation, say) may go on after a
+/// shutdown signal before they are disconnected.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Limits of the SSH server.
 #[derive(Debug, Clone)]
 pub struct SshLimits {
@@ -104,6 +109,7 @@ pub async fn serve(
             ctx.clone(),
             limits.clone(),
             slot,
+            shutdown.clone(),
         );
         connections.spawn(task.instrument(span));
     }
@@ -121,6 +127,7 @@ async fn handle_connection(
     ctx: Arc<SshContext>,
     limits: SshLimits,
     _slot: IpSlot,
+    mut shutdown: Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
     let (stream, client_version) = tap::VersionTap::new(stream);
@@ -138,26 +145,38 @@ async fn handle_connection(
     if let Ok(mut ledger) = ledger.lock() {
         ledger.handle = Some(handle.clone());
     }
-    let auth_deadline = tokio::time::sleep(limits.auth_timeout);
-    tokio::pin!(auth_deadline);
+    // One timer serves two limits: the time to authenticate, and after a shutdown signal
+    // the grace period for confirmations in flight.
+    let deadline = tokio::time::sleep(limits.auth_timeout);
+    tokio::pin!(deadline);
     tokio::pin!(session);
+    let mut draining = false;
 
     let result = loop {
         tokio::select! {
             result = &mut session => break result,
-            () = &mut auth_deadline => {
+            () = shutdown.wait(), if !draining => {
+                draining = true;
+                deadline.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            }
+            () = &mut deadline => {
                 let authenticated = ledger.lock().map(|l| l.authenticated).unwrap_or(true);
-                if !authenticated {
-                    tracing::info!("disconnecting a client that did not authenticate in time");
+                let reason = if draining {
+                    // Cut short by us, not by the person: no failed attempt is counted.
+                    take_decision(&ledger);
+                    Some("keyproof is restarting; please run the command again")
+                } else if !authenticated {
+                    Some("authentication took too long")
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    tracing::info!(reason, "disconnecting a client");
                     let _ = handle
-                        .disconnect(
-                            russh::Disconnect::ByApplication,
-                            "authentication took too long".into(),
-                            String::new(),
-                        )
+                        .disconnect(russh::Disconnect::ByApplication, reason.into(), String::new())
                         .await;
                 }
-                auth_deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600 * 24));
+                deadline.as_mut().reset(tokio::time::Instant::now() + FAR_FUTURE);
             }
         }
     };

@@ -13,10 +13,13 @@ use crate::domain::session::{Closed, SessionStatus};
 use crate::events::{BusMessage, EventBus};
 use crate::shutdown::Shutdown;
 
+/// The ledgers of one session's open connections, by connection id.
+type SessionConnections = HashMap<Uuid, Arc<Mutex<Ledger>>>;
+
 /// Ledgers of the attributed connections that are open, by session.
 #[derive(Default)]
 pub struct OpenConnections {
-    sessions: Mutex<HashMap<Uuid, HashMap<Uuid, Arc<Mutex<Ledger>>>>>,
+    sessions: Mutex<HashMap<Uuid, SessionConnections>>,
 }
 
 impl OpenConnections {
