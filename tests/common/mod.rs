@@ -39,6 +39,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let api_key = format!("kp_test_{}", uuid::Uuid::now_v7().simple());
         let mut settings = test_settings(dir.path().join("data"), &api_key);
+        settings.database_url = fresh_database().await;
         adjust(&mut settings);
 
         let http_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
@@ -172,7 +173,7 @@ pub const SESSION_QUERY: &str = "query($id: ID!) { verifySession(id: $id) {
 pub fn test_settings(data_dir: PathBuf, api_key: &str) -> Settings {
     Settings {
         data_dir,
-        database_url: std::env::var("KEYPROOF_TEST_DATABASE_URL").ok(),
+        database_url: None,
         ssh_listen: "127.0.0.1:0".parse().expect("addr"),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
         public_ssh_host: None,
@@ -185,6 +186,26 @@ pub fn test_settings(data_dir: PathBuf, api_key: &str) -> Settings {
         ssh_confirm_timeout: 60,
         log_format: LogFormat::Text,
     }
+}
+
+/// With `KEYPROOF_TEST_DATABASE_URL` set (a PostgreSQL server URL), a new empty database on
+/// that server for one test; otherwise `None`, which means SQLite in the test's data directory.
+pub async fn fresh_database() -> Option<String> {
+    use sea_orm::ConnectionTrait;
+
+    let server = std::env::var("KEYPROOF_TEST_DATABASE_URL").ok()?;
+    let name = format!("keyproof_test_{}", uuid::Uuid::now_v7().simple());
+    let admin = sea_orm::Database::connect(server.as_str())
+        .await
+        .expect("connect to test server");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create db");
+    admin.close().await.ok();
+
+    let (base, _) = server.rsplit_once('/').expect("database URL with a path");
+    Some(format!("{base}/{name}"))
 }
 
 /// Waits for `check` to return `Some`, polling the API; fails the test after [`WAIT`].
