@@ -116,6 +116,10 @@ impl App {
             }
         });
 
+        tasks.spawn(crate::store::notify::relay_other_replicas(
+            store.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(expiry_sweep(store.clone(), shutdown));
 
         tracing::info!(%http_addr, %ssh_addr, "keyproof is running");

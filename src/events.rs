@@ -1,5 +1,6 @@
 //! The event bus: every committed session event is published here once, after its commit.
-//! GraphQL subscriptions (and later the webhook outbox) read from it.
+//! GraphQL subscriptions, the SSH server and the webhook worker read from it. On PostgreSQL,
+//! events committed by other replicas arrive here too (see `store::notify`).
 
 use std::sync::Arc;
 
@@ -18,13 +19,18 @@ pub enum BusMessage {
     Event(Arc<SessionEvent>),
     /// A session was deleted; nothing more will happen to it.
     Deleted { session_id: uuid::Uuid },
+    /// Events may have been missed (the cross-replica listener reconnected): readers re-read
+    /// the sessions they follow from the database.
+    Resync,
 }
 
 impl BusMessage {
-    pub fn session_id(&self) -> uuid::Uuid {
+    /// The session the message is about; `None` for messages about every session.
+    pub fn session_id(&self) -> Option<uuid::Uuid> {
         match self {
-            Self::Event(event) => event.session_id,
-            Self::Deleted { session_id } => *session_id,
+            Self::Event(event) => Some(event.session_id),
+            Self::Deleted { session_id } => Some(*session_id),
+            Self::Resync => None,
         }
     }
 }
@@ -49,6 +55,11 @@ impl EventBus {
     /// Announces that a session was deleted.
     pub fn publish_deleted(&self, session_id: uuid::Uuid) {
         let _ = self.sender.send(BusMessage::Deleted { session_id });
+    }
+
+    /// Tells every reader to re-read what it follows.
+    pub fn publish_resync(&self) {
+        let _ = self.sender.send(BusMessage::Resync);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {

@@ -55,7 +55,8 @@ async fn session_events(
 
         loop {
             match receiver.recv().await {
-                Ok(message) if message.session_id() != session_id => continue,
+                Ok(BusMessage::Event(event)) if event.session_id != session_id => continue,
+                Ok(BusMessage::Deleted { session_id: deleted }) if deleted != session_id => continue,
                 Ok(BusMessage::Deleted { .. }) => return,
                 Ok(BusMessage::Event(event)) if event.seq <= last_seq => continue,
                 Ok(BusMessage::Event(event)) => {
@@ -72,8 +73,9 @@ async fn session_events(
                         return;
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    // Too far behind: start again from the current state, never a silent gap.
+                // Too far behind, or events may have been missed: start again from the
+                // current state, never from a silent gap.
+                Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => {
                     let view = match state.store.session_view(project_id, session_id).await {
                         Ok(Some(view)) => Arc::new(view),
                         _ => return,

@@ -105,6 +105,8 @@ pub async fn close_finished_sessions(
             Ok(BusMessage::Deleted { session_id }) => {
                 open.close_undecided(session_id, Closed::Deleted)
             }
+            // Sessions that closed meanwhile refuse these connections' proofs anyway.
+            Ok(BusMessage::Resync) => {}
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "connection closer fell behind the event bus");
             }

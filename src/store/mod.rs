@@ -11,6 +11,7 @@
 //! left by the previous change (DESIGN rule 10).
 
 mod connections;
+pub mod notify;
 mod projects;
 mod rest;
 mod sessions;
@@ -50,6 +51,44 @@ pub struct Store {
     db: DatabaseConnection,
     bus: EventBus,
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// The database URL, for connections outside the pool (migration lock, listener). It may
+    /// hold a password: never log it.
+    url: Arc<str>,
+    /// Identifies this process among replicas, so it ignores its own notices.
+    replica_id: uuid::Uuid,
+}
+
+/// A PostgreSQL advisory lock held on a connection of its own (advisory locks belong to the
+/// connection that took them; if this process dies, the server releases it).
+struct MigrationLock(DatabaseConnection);
+
+impl MigrationLock {
+    /// An arbitrary constant that names keyproof's migration lock.
+    const KEY: i64 = 0x6b65_7970_726f_6f66;
+
+    async fn acquire(url: &str) -> anyhow::Result<Self> {
+        use sea_orm::ConnectionTrait;
+
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .sqlx_logging(false);
+        let db = Database::connect(options).await?;
+        db.execute_unprepared(&format!("SELECT pg_advisory_lock({})", Self::KEY))
+            .await?;
+        Ok(Self(db))
+    }
+
+    async fn release(self) {
+        use sea_orm::ConnectionTrait;
+
+        let unlock = format!("SELECT pg_advisory_unlock({})", Self::KEY);
+        if let Err(error) = self.0.execute_unprepared(&unlock).await {
+            tracing::warn!(%error, "cannot release the migration lock; closing its connection");
+        }
+        let _ = self.0.close().await;
+    }
 }
 
 /// A write transaction, holding SQLite's writer lock when on SQLite. Fields drop in order:
@@ -88,15 +127,28 @@ impl Store {
             db,
             bus,
             sqlite_writer,
+            url: database_url.into(),
+            replica_id: uuid::Uuid::now_v7(),
         })
     }
 
     /// Applies every pending migration.
+    ///
+    /// On PostgreSQL the migrations run under an advisory lock, so replicas starting together
+    /// never race: the others wait, then find nothing left to apply.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         use migration::MigratorTrait;
 
-        migration::Migrator::up(&self.db, None).await?;
-        Ok(())
+        let lock = match self.backend() {
+            DbBackend::Postgres => Some(MigrationLock::acquire(&self.url).await?),
+            _ => None,
+        };
+        let migrated = migration::Migrator::up(&self.db, None).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+
+        Ok(migrated?)
     }
 
     /// Whether the database answers a trivial query.

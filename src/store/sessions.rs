@@ -283,6 +283,9 @@ impl Store {
             .filter(verify_session::Column::ProjectId.eq(project_id))
             .exec(&tx.tx)
             .await?;
+        if result.rows_affected > 0 {
+            self.notify_deleted(&tx.tx, session_id).await?;
+        }
         let WriteTx { tx, writer } = tx;
         tx.commit().await?;
         if result.rows_affected > 0 {

@@ -213,6 +213,9 @@ impl Store {
         let session = active.update(&tx.tx).await?;
         let view = Arc::new(load_view(&tx.tx, session).await?);
 
+        let first_seq = seq + 1 - drafts.len() as i64;
+        self.notify_events(&tx.tx, session_id, first_seq, seq).await?;
+
         let WriteTx { tx, writer } = tx;
         tx.commit().await?;
 

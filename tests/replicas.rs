@@ -1,0 +1,94 @@
+//! Several keyproof processes sharing one PostgreSQL database, as in production. These tests
+//! need `KEYPROOF_TEST_DATABASE_URL` (set by `.ci/run`); without it they say so and pass.
+
+mod common;
+
+use common::keys::TestKey;
+use common::process::KeyproofProcess;
+use common::ssh::ssh_with;
+use common::ws::{EVENTS_SUBSCRIPTION, WsClient, WsEvent};
+use serde_json::{Value, json};
+
+const API_KEY: &str = "kp_replica_test_key_0123456789";
+
+/// Two replicas on one fresh PostgreSQL database, sharing a copy of the host key.
+async fn two_replicas(dir: &std::path::Path) -> Option<(KeyproofProcess, KeyproofProcess)> {
+    let Some(url) = common::fresh_database().await else {
+        eprintln!("skipped: set KEYPROOF_TEST_DATABASE_URL to a PostgreSQL server to run this");
+        return None;
+    };
+    let (dir_a, dir_b) = (dir.join("a"), dir.join("b"));
+    let a = KeyproofProcess::start(&dir_a, API_KEY, &["--database-url", &url]).await;
+    std::fs::create_dir_all(&dir_b).unwrap();
+    for file in ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"] {
+        std::fs::copy(dir_a.join(file), dir_b.join(file)).unwrap();
+    }
+    let b = KeyproofProcess::start(&dir_b, API_KEY, &["--database-url", &url]).await;
+    Some((a, b))
+}
+
+async fn graphql(process: &KeyproofProcess, query: &str, variables: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/graphql", process.base_url()))
+        .header("x-api-key", API_KEY)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn subscriber_on_one_replica_sees_ssh_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b)) = two_replicas(dir.path()).await else {
+        return;
+    };
+    let key = TestKey::ed25519(dir.path(), "k");
+    let created = graphql(
+        &a,
+        "mutation($key: String!) { createVerifySession(input: { keys: [{ publicKey: $key }] }) {
+            session { id connectionIdentifier } } }",
+        json!({ "key": key.public_line() }),
+    )
+    .await;
+    let session = &created["data"]["createVerifySession"]["session"];
+    let id = session["id"].as_str().unwrap();
+    let ws_url = format!("ws://{}/graphql/ws", b.http_addr);
+    let mut ws = WsClient::connect_acked(&ws_url, json!({ "apiKey": API_KEY })).await;
+    ws.subscribe("1", EVENTS_SUBSCRIPTION, json!({ "id": id }))
+        .await;
+    let WsEvent::Next(first) = ws.next_event("1").await else {
+        panic!("no snapshot")
+    };
+
+    let user = session["connectionIdentifier"].as_str().unwrap();
+    let run = ssh_with(a.ssh_addr.port(), user, &[&key.private]).await;
+
+    assert_eq!(first["data"]["verifySessionEvents"]["kind"], "SNAPSHOT");
+    assert_eq!(run.status, 0, "{}{}", run.stdout, run.stderr);
+    let mut kinds = Vec::new();
+    let mut last = Value::Null;
+    loop {
+        match ws.next_event("1").await {
+            WsEvent::Next(payload) => {
+                last = payload["data"]["verifySessionEvents"].clone();
+                kinds.push(last["kind"].as_str().unwrap().to_owned());
+            }
+            WsEvent::Complete => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(kinds, ["NEW_CONNECTION", "VERIFIED", "STATUS_CHANGED"]);
+    assert_eq!(last["session"]["status"], "VERIFIED");
+    let hosts_a = graphql(&a, "{ sshHostKeys { fingerprintSha256 } }", json!({})).await;
+    let hosts_b = graphql(&b, "{ sshHostKeys { fingerprintSha256 } }", json!({})).await;
+    assert_eq!(
+        hosts_a["data"], hosts_b["data"],
+        "replicas share the host key"
+    );
+    a.terminate().await;
+    b.terminate().await;
+}
