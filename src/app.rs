@@ -74,6 +74,7 @@ impl App {
             max_connections_per_ip: settings.ssh_max_connections_per_ip,
             auth_timeout: Duration::from_secs(settings.ssh_auth_timeout),
             confirm_timeout: Duration::from_secs(settings.ssh_confirm_timeout),
+            proxy_protocol: settings.ssh_proxy_protocol,
         };
 
         let (trigger, shutdown) = shutdown::channel();

@@ -156,6 +156,11 @@ pub struct Settings {
     )]
     pub ssh_auth_timeout: u64,
 
+    /// Expect a PROXY protocol (v1 or v2) header on every SSH connection, as sent by a TCP load
+    /// balancer, and record the client address it names. Connections without one are refused.
+    #[arg(long, env = "KEYPROOF_SSH_PROXY_PROTOCOL", global = true)]
+    pub ssh_proxy_protocol: bool,
+
     /// Seconds a person has to answer the `[y/N]` prompt of a `mustConfirm` session.
     #[arg(long, env = "KEYPROOF_SSH_CONFIRM_TIMEOUT", default_value_t = 60, global = true)]
     pub ssh_confirm_timeout: u64,

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::graphql::KeyproofSchema;
 use crate::graphql::auth::{Caller, authenticate, credential_from_headers};
+use crate::metrics::METRICS;
 use crate::store::Store;
 
 /// Largest request body accepted.
@@ -36,6 +37,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(crate::rest::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_span))
@@ -51,6 +53,7 @@ async fn request_span(request: axum::extract::Request, next: middleware::Next) -
     async move {
         let started = std::time::Instant::now();
         let response = next.run(request).await;
+        METRICS.http_request_seconds.observe(started.elapsed());
         tracing::debug!(
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -160,6 +163,14 @@ fn rewrite_unauthenticated_close(
         }
         other => other,
     }
+}
+
+async fn metrics() -> impl IntoResponse {
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    (
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        METRICS.render(),
+    )
 }
 
 async fn healthz() -> &'static str {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod files;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod public;
 pub mod rest;
 pub mod shutdown;

@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::query::visible_session;
 use super::types::{VerifySessionEvent, VerifySessionEventKind};
 use crate::events::BusMessage;
+use crate::metrics::{GaugeGuard, METRICS};
 use crate::store::SessionView;
 
 pub struct SubscriptionRoot;
@@ -46,6 +47,7 @@ async fn session_events(
     let project_id = snapshot.0.session.project_id;
 
     Ok(async_stream::stream! {
+        let _open = GaugeGuard::raise(&METRICS.subscriptions_open);
         let mut last_seq = snapshot.0.session.event_seq;
         let done = snapshot.0.state().is_final();
         yield snapshot_event(snapshot.0);

@@ -13,6 +13,7 @@ use super::terminal::{self, FailureReport, Refusal};
 use crate::domain::identifiers::is_connection_identifier;
 use crate::domain::keys::PublicKeyInfo;
 use crate::domain::session::{AttemptOutcome, Closed, Progress};
+use crate::metrics::METRICS;
 use crate::public::PublicSsh;
 use crate::store::{OfferRecord, ProofOutcome, SessionForConnection, Store, StoreError};
 
@@ -96,6 +97,8 @@ pub struct ConnectionHandler {
     pub(super) span: tracing::Span,
     pub(super) attribution: Attribution,
     pub(super) outcome: Outcome,
+    /// When the first authentication request arrived, for the decision-time metric.
+    started: std::time::Instant,
 }
 
 impl ConnectionHandler {
@@ -113,6 +116,7 @@ impl ConnectionHandler {
             span: tracing::Span::current(),
             attribution: Attribution::Unknown,
             outcome: Outcome::Undecided,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -124,6 +128,7 @@ impl ConnectionHandler {
             Attribution::Refused => return false,
             Attribution::Unknown => {}
         }
+        self.started = std::time::Instant::now();
 
         self.attribution = match self.try_attribute(user).await {
             Ok(attributed) => {
@@ -139,6 +144,7 @@ impl ConnectionHandler {
                 Attribution::Attributed(Box::new(attributed))
             }
             Err(reason) => {
+                METRICS.auth_outcomes.inc("refused_connection");
                 tracing::info!(parent: &self.span, ?reason, "connection refused");
                 self.disconnect_explaining(reason);
                 Attribution::Refused
@@ -241,6 +247,7 @@ impl ConnectionHandler {
                     matched = matched.is_some(),
                     "key offered"
                 );
+                METRICS.auth_outcomes.inc("offered");
                 attributed
                     .offer_index
                     .insert(info.public_key_ssh.clone(), attributed.offers.len());
@@ -285,6 +292,7 @@ impl ConnectionHandler {
         let must_confirm = session.must_confirm;
         let ids = (session.id, attributed.connection_id);
         tracing::info!(parent: &self.span, fingerprint = %info.sha256, "key proven by signature");
+        METRICS.auth_outcomes.inc("proven");
 
         let verify_now = rule_met && !must_confirm;
         let outcome = store
@@ -305,7 +313,7 @@ impl ConnectionHandler {
             }
             (true, false) => {
                 take_decision(&self.ledger);
-                tracing::info!(parent: &self.span, "session verified");
+                self.record_verified();
                 self.outcome = Outcome::Verified {
                     fingerprint: info.sha256.clone(),
                 };
@@ -349,7 +357,7 @@ impl ConnectionHandler {
         };
         self.outcome = match self.ctx.store.record_rule_met(session_id).await {
             Ok(ProofOutcome::Recorded { .. }) => {
-                tracing::info!(parent: &self.span, "session verified");
+                self.record_verified();
                 Outcome::Verified { fingerprint }
             }
             Ok(ProofOutcome::Closed(closed)) => Outcome::Closed(closed),
@@ -358,6 +366,12 @@ impl ConnectionHandler {
                 Outcome::Closed(Closed::Failed)
             }
         };
+    }
+
+    fn record_verified(&self) {
+        METRICS.verifications.inc("verified");
+        METRICS.ssh_decision_seconds.observe(self.started.elapsed());
+        tracing::info!(parent: &self.span, "session verified");
     }
 
     /// Rule 7: this connection ends without meeting the rule (or without confirming).
@@ -371,6 +385,8 @@ impl ConnectionHandler {
             .await
         {
             Ok(attempt) => {
+                crate::metrics::record_attempt(attempt);
+                METRICS.ssh_decision_seconds.observe(self.started.elapsed());
                 tracing::info!(parent: &self.span, ?attempt, "connection did not verify");
                 Some(attempt)
             }

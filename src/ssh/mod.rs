@@ -5,12 +5,14 @@
 pub mod connection;
 pub mod handler;
 pub mod host_key;
+pub mod proxy;
 pub mod registry;
 pub mod tap;
 pub mod terminal;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::metrics::{GaugeGuard, METRICS};
 use crate::shutdown::Shutdown;
 use connection::{ConnectionHandler, Ledger, SshContext, take_decision};
 
@@ -38,6 +41,8 @@ pub struct SshLimits {
     pub auth_timeout: Duration,
     /// How long a person has to answer a `mustConfirm` prompt.
     pub confirm_timeout: Duration,
+    /// Every connection starts with a PROXY protocol header naming the real client.
+    pub proxy_protocol: bool,
 }
 
 /// The russh configuration keyproof runs with.
@@ -61,6 +66,14 @@ pub fn russh_config(host_key: PrivateKey, limits: &SshLimits) -> Config {
     }
 }
 
+/// What every connection task of one server shares.
+struct Shared {
+    config: Arc<Config>,
+    ctx: Arc<SshContext>,
+    limits: SshLimits,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
 /// Serves SSH on `listener` until `shutdown` fires, then waits for open connections.
 pub async fn serve(
     listener: TcpListener,
@@ -69,14 +82,19 @@ pub async fn serve(
     limits: SshLimits,
     mut shutdown: Shutdown,
 ) {
-    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
-    let mut connections = JoinSet::new();
     let closer = registry::close_finished_sessions(
         ctx.open.clone(),
         ctx.store.bus().clone(),
         shutdown.clone(),
     );
     let closer = tokio::spawn(closer);
+    let shared = Arc::new(Shared {
+        config,
+        ctx,
+        limits,
+        per_ip: Arc::default(),
+    });
+    let mut connections = JoinSet::new();
 
     loop {
         let accepted = tokio::select! {
@@ -91,26 +109,19 @@ pub async fn serve(
                 continue;
             }
         };
-
-        if connections.len() >= limits.max_connections {
+        METRICS.ssh_connections.fetch_add(1, Ordering::Relaxed);
+        if connections.len() >= shared.limits.max_connections {
             tracing::warn!(%peer, "refused an SSH connection: too many open connections");
             continue;
         }
-        let Some(slot) = IpSlot::take(&per_ip, peer.ip(), limits.max_connections_per_ip) else {
-            tracing::warn!(%peer, "refused an SSH connection: too many from this address");
-            continue;
-        };
 
-        let span = tracing::info_span!("ssh", %peer, session_id = tracing::field::Empty);
-        let task = handle_connection(
-            stream,
-            peer,
-            config.clone(),
-            ctx.clone(),
-            limits.clone(),
-            slot,
-            shutdown.clone(),
+        let span = tracing::info_span!(
+            "ssh",
+            %peer,
+            client = tracing::field::Empty,
+            session_id = tracing::field::Empty
         );
+        let task = handle_connection(shared.clone(), stream, peer, shutdown.clone());
         connections.spawn(task.instrument(span));
     }
 
@@ -121,20 +132,43 @@ pub async fn serve(
 }
 
 async fn handle_connection(
-    stream: TcpStream,
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
     peer: SocketAddr,
-    config: Arc<Config>,
-    ctx: Arc<SshContext>,
-    limits: SshLimits,
-    _slot: IpSlot,
     mut shutdown: Shutdown,
 ) {
+    let Shared {
+        config,
+        ctx,
+        limits,
+        per_ip,
+    } = shared.as_ref();
+    let _open = GaugeGuard::raise(&METRICS.ssh_connections_open);
+    let client = if limits.proxy_protocol {
+        match proxy::read_header(&mut stream, peer).await {
+            Ok(client) => {
+                tracing::Span::current().record("client", tracing::field::display(client));
+                client
+            }
+            Err(error) => {
+                tracing::warn!(%error, "refused an SSH connection");
+                return;
+            }
+        }
+    } else {
+        peer
+    };
+    let Some(_slot) = IpSlot::take(per_ip, client.ip(), limits.max_connections_per_ip) else {
+        tracing::warn!("refused an SSH connection: too many from this address");
+        return;
+    };
+
     let _ = stream.set_nodelay(true);
     let (stream, client_version) = tap::VersionTap::new(stream);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let handler = ConnectionHandler::new(ctx.clone(), peer, client_version, ledger.clone());
+    let handler = ConnectionHandler::new(ctx.clone(), client, client_version, ledger.clone());
 
-    let session = match russh::server::run_stream(config, stream, handler).await {
+    let session = match russh::server::run_stream(config.clone(), stream, handler).await {
         Ok(session) => session,
         Err(error) => {
             tracing::debug!(%error, "SSH handshake did not complete");
@@ -192,7 +226,10 @@ async fn handle_connection(
             .record_failed_attempt(session_id, connection_id)
             .await
         {
-            Ok(outcome) => tracing::info!(?outcome, "connection closed without verifying"),
+            Ok(outcome) => {
+                crate::metrics::record_attempt(outcome);
+                tracing::info!(?outcome, "connection closed without verifying")
+            }
             Err(error) => tracing::error!(%error, "cannot record a failed attempt"),
         }
     }

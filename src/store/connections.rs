@@ -190,7 +190,9 @@ impl Store {
         };
         if !becomes_verified {
             tx.tx.commit().await?;
-            return Ok(ProofOutcome::Recorded { session_verified: false });
+            return Ok(ProofOutcome::Recorded {
+                session_verified: false,
+            });
         }
 
         let mut active: verify_session::ActiveModel = session.into();
@@ -199,7 +201,9 @@ impl Store {
         self.commit_with_events(tx, session_id, &[EventDraft::new(EventKind::StatusChanged)])
             .await?;
 
-        Ok(ProofOutcome::Recorded { session_verified: true })
+        Ok(ProofOutcome::Recorded {
+            session_verified: true,
+        })
     }
 
     /// Rule 7: a connection ended without meeting the rule. Counts one failed attempt

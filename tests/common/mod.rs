@@ -184,6 +184,7 @@ pub fn test_settings(data_dir: PathBuf, api_key: &str) -> Settings {
         ssh_max_connections_per_ip: 256,
         ssh_auth_timeout: 60,
         ssh_confirm_timeout: 60,
+        ssh_proxy_protocol: false,
         log_format: LogFormat::Text,
     }
 }
