@@ -80,7 +80,10 @@ async fn session_events(
                 Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => {
                     let view = match state.store.session_view(project_id, session_id).await {
                         Ok(Some(view)) => Arc::new(view),
-                        _ => return,
+                        Ok(None) => return,
+                        // The database is unreachable: the listener asks again for a resync
+                        // once it is back.
+                        Err(_) => continue,
                     };
                     last_seq = view.session.event_seq;
                     let done = view.state().is_final();

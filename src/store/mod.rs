@@ -45,6 +45,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How long a readiness check waits for the database.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -105,7 +108,7 @@ impl Store {
         options
             .sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             .map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
@@ -151,9 +154,9 @@ impl Store {
         Ok(migrated?)
     }
 
-    /// Whether the database answers a trivial query.
+    /// Whether the database answers a trivial query within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> bool {
-        self.db.ping().await.is_ok()
+        matches!(tokio::time::timeout(PING_TIMEOUT, self.db.ping()).await, Ok(Ok(())))
     }
 
     pub fn bus(&self) -> &EventBus {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod keys;
+pub mod postgres;
 pub mod process;
 pub mod ssh;
 pub mod ws;
