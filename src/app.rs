@@ -1,5 +1,5 @@
-//! Wiring: prepares the data directory and database, then runs the SSH server, the HTTP server
-//! and the expiry sweep from already-bound listeners until shutdown.
+//! Wiring: prepares the data directory and database, then runs the SSH server, the HTTP server,
+//! the expiry sweep and the webhook worker from already-bound listeners until shutdown.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,6 +22,9 @@ use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::ssh::connection::SshContext;
 use crate::ssh::{SshLimits, host_key, russh_config};
 use crate::store::Store;
+use crate::webhooks::WebhookConfig;
+use crate::webhooks::sender::Sender;
+use crate::webhooks::targets::TargetPolicy;
 
 /// The project every fresh installation starts with.
 pub const DEFAULT_PROJECT: &str = "default";
@@ -77,6 +80,14 @@ impl App {
             proxy_protocol: settings.ssh_proxy_protocol,
         };
 
+        let webhook_targets = TargetPolicy {
+            allow_private: settings.webhook_allow_private_targets,
+        };
+        let webhook_sender = Sender::new(webhook_targets, settings.webhook_timeout())?;
+        if webhook_targets.allow_private {
+            tracing::warn!("webhooks may target private and loopback addresses");
+        }
+
         let (trigger, shutdown) = shutdown::channel();
         let mut tasks = JoinSet::new();
 
@@ -100,6 +111,7 @@ impl App {
                 store: store.clone(),
                 host_keys,
                 default_session_timeout: settings.default_session_timeout(),
+                webhook_targets,
             },
             public,
         );
@@ -119,6 +131,15 @@ impl App {
 
         tasks.spawn(crate::store::notify::relay_other_replicas(
             store.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(crate::webhooks::run(
+            store.clone(),
+            webhook_sender,
+            WebhookConfig {
+                request_timeout: settings.webhook_timeout(),
+                max_in_flight: settings.webhook_concurrency,
+            },
             shutdown.clone(),
         ));
         tasks.spawn(expiry_sweep(store.clone(), shutdown));

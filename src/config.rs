@@ -165,6 +165,30 @@ pub struct Settings {
     #[arg(long, env = "KEYPROOF_SSH_CONFIRM_TIMEOUT", default_value_t = 60, global = true)]
     pub ssh_confirm_timeout: u64,
 
+    /// Let webhooks reach loopback, private, link-local and other non-public addresses (for
+    /// tests and on-premise receivers). Without it such targets are refused when configured
+    /// and again when delivering.
+    #[arg(long, env = "KEYPROOF_WEBHOOK_ALLOW_PRIVATE_TARGETS", global = true)]
+    pub webhook_allow_private_targets: bool,
+
+    /// Seconds a webhook request may take, connecting included, before it counts as failed.
+    #[arg(
+        long,
+        env = "KEYPROOF_WEBHOOK_TIMEOUT",
+        default_value_t = 10,
+        global = true
+    )]
+    pub webhook_timeout: u64,
+
+    /// Most webhook requests in flight at once.
+    #[arg(
+        long,
+        env = "KEYPROOF_WEBHOOK_CONCURRENCY",
+        default_value_t = 32,
+        global = true
+    )]
+    pub webhook_concurrency: usize,
+
     /// Log output: human-readable text or one JSON object per line.
     #[arg(
         long,
@@ -192,5 +216,9 @@ impl Settings {
 
     pub fn default_session_timeout(&self) -> Duration {
         Duration::from_secs(self.default_session_timeout)
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_secs(self.webhook_timeout.max(1))
     }
 }

@@ -20,3 +20,4 @@ pub mod shutdown;
 pub mod ssh;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

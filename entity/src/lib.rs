@@ -8,3 +8,6 @@ pub mod session_event;
 pub mod verify_connection;
 pub mod verify_key;
 pub mod verify_session;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;

@@ -5,6 +5,7 @@ use async_graphql::InputObject;
 use chrono::{DateTime, Duration, Utc};
 
 use super::error::{ApiError, ApiResult, FieldError};
+use super::webhooks::{WebhookInput, validate_session_webhooks};
 use crate::domain::keys::parse_public_key;
 use crate::domain::text::strip_control;
 use crate::store::{NewKey, NewSession};
@@ -51,6 +52,8 @@ pub struct CreateVerifySessionInput {
     pub expired_at: Option<DateTime<Utc>>,
     /// Lifetime in seconds. Mutually exclusive with `expiredAt`.
     pub timeout: Option<i32>,
+    /// Webhook endpoints to send this session's events to.
+    pub webhooks: Option<Vec<WebhookInput>>,
 }
 
 #[derive(InputObject, Debug, Clone)]
@@ -102,6 +105,7 @@ impl CreateVerifySessionInput {
         let expired_at = validate_expiry(self.expired_at, self.timeout, now, default_timeout)
             .map_err(|error| errors.push(error))
             .ok();
+        let webhooks = validate_session_webhooks(self.webhooks.unwrap_or_default(), &mut errors);
 
         match expired_at {
             Some(expired_at) if errors.is_empty() => Ok(NewSession {
@@ -116,6 +120,7 @@ impl CreateVerifySessionInput {
                 ssh_message: self.ssh_message.map(|text| strip_control(&text)),
                 expired_at,
                 client_token_hash,
+                webhooks,
             }),
             _ => Err(ApiError::BadInput(errors)),
         }

@@ -7,6 +7,7 @@ pub mod mutation;
 pub mod query;
 pub mod subscription;
 pub mod types;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -15,15 +16,17 @@ use uuid::Uuid;
 
 use crate::public::PublicSsh;
 use crate::store::Store;
+use crate::webhooks::targets::TargetPolicy;
 use mutation::SessionMutation;
 use query::QueryRoot;
 use subscription::SubscriptionRoot;
 use types::SshHostKey;
+use webhooks::WebhookMutation;
 
 /// Every mutation; each concern contributes its own object.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(SessionMutation);
+pub struct MutationRoot(SessionMutation, WebhookMutation);
 
 pub type KeyproofSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -38,6 +41,8 @@ pub struct GraphqlState {
     pub store: Store,
     pub host_keys: Vec<SshHostKey>,
     pub default_session_timeout: Duration,
+    /// Which webhook targets may be configured.
+    pub webhook_targets: TargetPolicy,
 }
 
 /// Builds the schema with its limits and shared state.

@@ -64,6 +64,7 @@ async fn create_session(
         state.default_session_timeout,
         hash_secret(&client_token),
     )?;
+    super::webhooks::check_new_targets(ctx, &new.webhooks).await?;
     let view = state.store.create_session(project_id, new).await?;
     tracing::info!(session_id = %view.session.id, keys = view.keys.len(), "verify session created");
 

@@ -6,6 +6,7 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{connection_key, verify_connection, verify_key};
 
+use super::webhooks::Webhook;
 use crate::domain::session::{self, EventKind};
 use crate::public::PublicSsh;
 use crate::store::{ConnectionView, SessionEvent, SessionView};
@@ -148,6 +149,12 @@ impl VerifySession {
 
     async fn ssh_message(&self) -> Option<&str> {
         self.0.session.ssh_message.as_deref()
+    }
+
+    /// Webhook endpoints of this session. Client tokens see them without secret, headers,
+    /// deliveries or URL query.
+    async fn webhooks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Webhook>> {
+        Ok(super::webhooks::session_webhooks(ctx, self.0.session.id).await?)
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

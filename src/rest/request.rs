@@ -100,6 +100,7 @@ impl From<CreateVerifySessionRequest> for CreateVerifySessionInput {
             ssh_message: request.ssh_message,
             expired_at: request.expired_at,
             timeout: request.timeout,
+            webhooks: None,
         }
     }
 }

@@ -16,6 +16,7 @@ mod projects;
 mod rest;
 mod sessions;
 mod views;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,10 @@ pub use rest::SessionSlice;
 pub use sessions::{CompleteRefusal, NewKey, NewSession, SessionFilter, SessionPage};
 pub(crate) use views::rule_of;
 pub use views::{ConnectionView, SessionEvent, SessionView};
+pub use webhooks::{
+    AddWebhookRefusal, AttemptRecord, ClaimedDelivery, DeliveryStatus, DeliveryStep, DeliveryView,
+    NewWebhook, RedeliverRefusal, WebhookChanges,
+};
 
 /// A failure of the store. Its text is for logs only: callers map it to a safe message.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::views::{EventDraft, load_view, lock_session, state_of};
+use super::webhooks::{NewWebhook, insert_webhooks};
 use super::{SessionView, Store, StoreResult, WriteTx};
 use crate::domain::identifiers::new_connection_identifier;
 use crate::domain::keys::PublicKeyInfo;
@@ -29,6 +30,8 @@ pub struct NewSession {
     pub expired_at: DateTime<Utc>,
     /// Hash of the session's client token.
     pub client_token_hash: String,
+    /// Webhooks, created with the session.
+    pub webhooks: Vec<NewWebhook>,
 }
 
 /// A configured key of a new session.
@@ -109,6 +112,7 @@ impl Store {
             .await?;
             keys.push(row);
         }
+        insert_webhooks(&tx.tx, project_id, session_id, 0, new.webhooks).await?;
         tx.tx.commit().await?;
 
         Ok(SessionView {

@@ -212,6 +212,8 @@ impl Store {
         active.updated_at = Set(now);
         let session = active.update(&tx.tx).await?;
         let view = Arc::new(load_view(&tx.tx, session).await?);
+        // The outbox: deliveries commit with the events they announce, or not at all.
+        super::webhooks::enqueue_deliveries(&tx.tx, &view, &rows).await?;
 
         let first_seq = seq + 1 - drafts.len() as i64;
         self.notify_events(&tx.tx, session_id, first_seq, seq).await?;

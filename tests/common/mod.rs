@@ -6,6 +6,7 @@
 pub mod keys;
 pub mod postgres;
 pub mod process;
+pub mod receiver;
 pub mod ssh;
 pub mod ws;
 
@@ -185,6 +186,9 @@ pub fn test_settings(data_dir: PathBuf, api_key: &str) -> Settings {
         ssh_max_connections_per_ip: 256,
         ssh_auth_timeout: 60,
         ssh_confirm_timeout: 60,
+        webhook_allow_private_targets: false,
+        webhook_timeout: 10,
+        webhook_concurrency: 32,
         ssh_proxy_protocol: false,
         log_format: LogFormat::Text,
     }
