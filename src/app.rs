@@ -129,10 +129,6 @@ impl App {
             }
         });
 
-        tasks.spawn(crate::store::notify::relay_other_replicas(
-            store.clone(),
-            shutdown.clone(),
-        ));
         tasks.spawn(crate::webhooks::run(
             store.clone(),
             webhook_sender,
@@ -140,6 +136,10 @@ impl App {
                 request_timeout: settings.webhook_timeout(),
                 max_in_flight: settings.webhook_concurrency,
             },
+            shutdown.clone(),
+        ));
+        tasks.spawn(crate::store::notify::relay_other_replicas(
+            store.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(expiry_sweep(store.clone(), shutdown));

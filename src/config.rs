@@ -162,7 +162,12 @@ pub struct Settings {
     pub ssh_proxy_protocol: bool,
 
     /// Seconds a person has to answer the `[y/N]` prompt of a `mustConfirm` session.
-    #[arg(long, env = "KEYPROOF_SSH_CONFIRM_TIMEOUT", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "KEYPROOF_SSH_CONFIRM_TIMEOUT",
+        default_value_t = 60,
+        global = true
+    )]
     pub ssh_confirm_timeout: u64,
 
     /// Let webhooks reach loopback, private, link-local and other non-public addresses (for

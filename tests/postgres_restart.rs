@@ -69,11 +69,11 @@ async fn database_restart_under_load_loses_nothing_and_subscriptions_resume() {
     postgres.stop();
     let unready = eventually(|| async { (ready(&process).await == 503).then_some(()) }).await;
     for _ in 0..3 {
-        if let Some(response) = graphql(&process, CREATE, variables.clone()).await {
-            if let Some(id) = response["data"]["createVerifySession"]["session"]["id"].as_str() {
-                committed.push(id.to_owned());
-            }
-        }
+        let response = graphql(&process, CREATE, variables.clone()).await;
+        let id = response
+            .as_ref()
+            .and_then(|response| response["data"]["createVerifySession"]["session"]["id"].as_str());
+        committed.extend(id.map(str::to_owned));
     }
     postgres.start_again();
     eventually(|| async { (ready(&process).await == 200).then_some(()) }).await;

@@ -295,6 +295,11 @@ impl ConnectionHandler {
         METRICS.auth_outcomes.inc("proven");
 
         let verify_now = rule_met && !must_confirm;
+        // Take the decision before committing the verification: once it is committed, the
+        // closer of finished sessions must not mistake this connection for a bystander.
+        if verify_now && take_decision(&self.ledger).is_none() {
+            return Ok(false);
+        }
         let outcome = store
             .record_proof(ids.0, ids.1, &record, key_id, verify_now)
             .await?;
@@ -312,7 +317,6 @@ impl ConnectionHandler {
                 Ok(true)
             }
             (true, false) => {
-                take_decision(&self.ledger);
                 self.record_verified();
                 self.outcome = Outcome::Verified {
                     fingerprint: info.sha256.clone(),

@@ -6,7 +6,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::views::load_view;
+use super::views::load_views;
 use super::{SessionFilter, SessionView, Store, StoreResult};
 
 /// A slice of a project's sessions, newest first, with the number of all that match.
@@ -45,10 +45,7 @@ impl Store {
                 .all(self.db())
                 .await?
         };
-        let mut sessions = Vec::with_capacity(rows.len());
-        for row in rows {
-            sessions.push(load_view(self.db(), row).await?);
-        }
+        let sessions = load_views(self.db(), rows).await?;
 
         Ok(SessionSlice { sessions, total })
     }

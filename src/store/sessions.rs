@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::views::{EventDraft, load_view, lock_session, state_of};
+use super::views::{EventDraft, load_view, load_views, lock_session, state_of};
 use super::webhooks::{NewWebhook, insert_webhooks};
 use super::{SessionView, Store, StoreResult, WriteTx};
 use crate::domain::identifiers::new_connection_identifier;
@@ -177,10 +177,7 @@ impl Store {
             .await?;
         let has_next_page = rows.len() as u64 > first;
         rows.truncate(first as usize);
-        let mut sessions = Vec::with_capacity(rows.len());
-        for row in rows {
-            sessions.push(load_view(self.db(), row).await?);
-        }
+        let sessions = load_views(self.db(), rows).await?;
 
         Ok(SessionPage {
             sessions,

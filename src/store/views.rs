@@ -1,5 +1,6 @@
 //! What readers get: a session with its keys and connections, and committed events.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -117,40 +118,72 @@ pub(crate) async fn load_view<C: ConnectionTrait>(
     db: &C,
     session: verify_session::Model,
 ) -> StoreResult<SessionView> {
+    let mut views = load_views(db, vec![session]).await?;
+    views
+        .pop()
+        .ok_or(StoreError::Corrupt("a loaded session vanished"))
+}
+
+/// Loads the keys and connections of many sessions with one query per table, keeping the
+/// sessions' order.
+pub(crate) async fn load_views<C: ConnectionTrait>(
+    db: &C,
+    sessions: Vec<verify_session::Model>,
+) -> StoreResult<Vec<SessionView>> {
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = sessions.iter().map(|session| session.id).collect();
     let keys = verify_key::Entity::find()
-        .filter(verify_key::Column::SessionId.eq(session.id))
+        .filter(verify_key::Column::SessionId.is_in(ids.clone()))
         .order_by_asc(verify_key::Column::Position)
         .all(db)
         .await?;
     let connections = verify_connection::Entity::find()
-        .filter(verify_connection::Column::SessionId.eq(session.id))
+        .filter(verify_connection::Column::SessionId.is_in(ids.clone()))
         .order_by_asc(verify_connection::Column::CreatedAt)
         .order_by_asc(verify_connection::Column::Id)
         .all(db)
         .await?;
-    let mut offered = connection_key::Entity::find()
-        .filter(connection_key::Column::SessionId.eq(session.id))
+    let offered = connection_key::Entity::find()
+        .filter(connection_key::Column::SessionId.is_in(ids))
         .order_by_asc(connection_key::Column::CreatedAt)
         .order_by_asc(connection_key::Column::Id)
         .all(db)
         .await?;
 
-    let connections = connections
-        .into_iter()
-        .map(|connection| {
-            let (keys, rest): (Vec<_>, Vec<_>) = offered
-                .drain(..)
-                .partition(|key| key.connection_id == connection.id);
-            offered = rest;
-            ConnectionView { connection, keys }
-        })
-        .collect();
+    let mut keys_by_session: HashMap<Uuid, Vec<verify_key::Model>> = HashMap::new();
+    for key in keys {
+        keys_by_session.entry(key.session_id).or_default().push(key);
+    }
+    let mut offered_by_connection: HashMap<Uuid, Vec<connection_key::Model>> = HashMap::new();
+    for key in offered {
+        offered_by_connection
+            .entry(key.connection_id)
+            .or_default()
+            .push(key);
+    }
+    let mut connections_by_session: HashMap<Uuid, Vec<ConnectionView>> = HashMap::new();
+    for connection in connections {
+        let keys = offered_by_connection
+            .remove(&connection.id)
+            .unwrap_or_default();
+        let views = connections_by_session
+            .entry(connection.session_id)
+            .or_default();
+        views.push(ConnectionView { connection, keys });
+    }
 
-    Ok(SessionView {
-        session,
-        keys,
-        connections,
-    })
+    Ok(sessions
+        .into_iter()
+        .map(|session| SessionView {
+            keys: keys_by_session.remove(&session.id).unwrap_or_default(),
+            connections: connections_by_session
+                .remove(&session.id)
+                .unwrap_or_default(),
+            session,
+        })
+        .collect())
 }
 
 /// Reads a session row, locked for update on PostgreSQL (SQLite is serialised by the writer
@@ -216,7 +249,8 @@ impl Store {
         super::webhooks::enqueue_deliveries(&tx.tx, &view, &rows).await?;
 
         let first_seq = seq + 1 - drafts.len() as i64;
-        self.notify_events(&tx.tx, session_id, first_seq, seq).await?;
+        self.notify_events(&tx.tx, session_id, first_seq, seq)
+            .await?;
 
         let WriteTx { tx, writer } = tx;
         tx.commit().await?;

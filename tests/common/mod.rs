@@ -186,10 +186,10 @@ pub fn test_settings(data_dir: PathBuf, api_key: &str) -> Settings {
         ssh_max_connections_per_ip: 256,
         ssh_auth_timeout: 60,
         ssh_confirm_timeout: 60,
+        ssh_proxy_protocol: false,
         webhook_allow_private_targets: false,
         webhook_timeout: 10,
         webhook_concurrency: 32,
-        ssh_proxy_protocol: false,
         log_format: LogFormat::Text,
     }
 }
