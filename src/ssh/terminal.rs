@@ -16,7 +16,7 @@ pub fn block(text: &str) -> String {
 /// The result shown after a key was proven and the session verified.
 pub fn verified(fingerprint: &str) -> String {
     for_terminal(&format!(
-        "Verified: you proved that you hold the private key {fingerprint}.\n\
+        "Verified: you proved that you hold the private key\n  {fingerprint}\n\
          You can close this window.\n"
     ))
 }
@@ -24,7 +24,7 @@ pub fn verified(fingerprint: &str) -> String {
 /// The question of a `mustConfirm` session.
 pub fn confirm_prompt(fingerprint: &str) -> String {
     for_terminal(&format!(
-        "You proved that you hold the private key {fingerprint}.\n\
+        "You proved that you hold the private key\n  {fingerprint}\n\
          Confirm this verification? [y/N] "
     ))
 }
