@@ -107,6 +107,7 @@ async fn graphql_ws(
 
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(MAX_BODY_BYTES)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             // async-graphql closes a refused `connection_init` with 1002; the protocol asks for

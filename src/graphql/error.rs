@@ -45,6 +45,8 @@ pub enum ApiError {
     Forbidden,
     NotFound,
     Conflict(&'static str),
+    /// A limit of the service is reached; try again later.
+    RateLimited(&'static str),
     Internal,
 }
 
@@ -72,6 +74,7 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::Forbidden => ("this credential cannot do that".to_owned(), "FORBIDDEN"),
             ApiError::NotFound => ("not found".to_owned(), "NOT_FOUND"),
             ApiError::Conflict(message) => ((*message).to_owned(), "CONFLICT"),
+            ApiError::RateLimited(message) => ((*message).to_owned(), "RATE_LIMITED"),
             ApiError::Internal => ("internal error".to_owned(), "INTERNAL_SERVER_ERROR"),
         };
 

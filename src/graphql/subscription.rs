@@ -1,11 +1,12 @@
 //! `verifySessionEvents`: a snapshot first, then every committed event in order, completing
 //! after the session's final status.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_graphql::{Context, ID, Subscription};
 use chrono::Utc;
 use futures_util::Stream;
+use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::GraphqlState;
@@ -16,6 +17,12 @@ use super::types::{VerifySessionEvent, VerifySessionEventKind};
 use crate::events::BusMessage;
 use crate::metrics::{GaugeGuard, METRICS};
 use crate::store::SessionView;
+
+/// Most subscriptions open at once in this process; each holds a permit while it runs.
+pub const MAX_SUBSCRIPTIONS: usize = 10_000;
+
+static SUBSCRIPTION_PERMITS: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)));
 
 pub struct SubscriptionRoot;
 
@@ -38,6 +45,10 @@ async fn session_events(
 ) -> ApiResult<impl Stream<Item = VerifySessionEvent> + use<>> {
     ctx.data_unchecked::<Caller>().principal()?;
     let state = ctx.data_unchecked::<GraphqlState>().clone();
+    let permit = SUBSCRIPTION_PERMITS
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::RateLimited("too many open subscriptions; try again later"))?;
 
     // Subscribe before reading the snapshot, so nothing committed in between is missed; events
     // already contained in the snapshot are skipped by their sequence number.
@@ -48,6 +59,7 @@ async fn session_events(
 
     Ok(async_stream::stream! {
         let _open = GaugeGuard::raise(&METRICS.subscriptions_open);
+        let _permit = permit;
         let mut last_seq = snapshot.0.session.event_seq;
         let done = snapshot.0.state().is_final();
         yield snapshot_event(snapshot.0);

@@ -219,6 +219,7 @@ impl From<ApiError> for Problem {
             }
             ApiError::NotFound => Self::not_found("not found"),
             ApiError::Conflict(message) => Self::conflict(rest_text(message)),
+            ApiError::RateLimited(_) => Self::too_many_requests(None),
             ApiError::Internal => Self::internal(),
         }
     }
