@@ -6,7 +6,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use uuid::Uuid;
 
 use super::views::{EventDraft, lock_session, state_of};
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, WriteTx};
 use crate::domain::keys::PublicKeyInfo;
 use crate::domain::session::{AttemptOutcome, Closed, EventKind, FailureReason, SessionStatus};
 
@@ -120,6 +120,26 @@ impl Store {
         })
     }
 
+    /// Locks a session that a connection is about to verify. `Ok((session, true))` when it
+    /// becomes `VERIFIED` now, `Ok((session, false))` when it already is (multi-connection),
+    /// otherwise why it is closed.
+    async fn lock_for_verification(
+        &self,
+        tx: &WriteTx,
+        session_id: Uuid,
+    ) -> StoreResult<Result<(verify_session::Model, bool), Closed>> {
+        let now = Utc::now();
+        let Some(session) = lock_session(self, tx, session_id).await? else {
+            return Ok(Err(Closed::Deleted));
+        };
+        let state = state_of(&session);
+
+        Ok(match state.verify(now) {
+            Some(becomes_verified) => Ok((session, becomes_verified)),
+            None => Err(state.check_open(now).err().unwrap_or(Closed::Expired)),
+        })
+    }
+
     /// Rule 4 and 6: a signature over `key_id` checked out on this connection. Records the
     /// proof (`VERIFIED`) and, when `rule_met`, turns the session `VERIFIED`
     /// (`STATUS_CHANGED`) in the same transaction.
@@ -133,13 +153,9 @@ impl Store {
     ) -> StoreResult<ProofOutcome> {
         let now = Utc::now();
         let tx = self.begin_write().await?;
-        let Some(session) = lock_session(self, &tx, session_id).await? else {
-            return Ok(ProofOutcome::Closed(Closed::Expired));
-        };
-        let state = state_of(&session);
-        let Some(becomes_verified) = state.verify(now) else {
-            let closed = state.check_open(now).err().unwrap_or(Closed::Expired);
-            return Ok(ProofOutcome::Closed(closed));
+        let (session, becomes_verified) = match self.lock_for_verification(&tx, session_id).await? {
+            Ok(locked) => locked,
+            Err(closed) => return Ok(ProofOutcome::Closed(closed)),
         };
 
         connection_key::Entity::update_many()
@@ -178,15 +194,10 @@ impl Store {
     /// proofs are already recorded: the session becomes `VERIFIED` (`STATUS_CHANGED`) unless it
     /// already is.
     pub async fn record_rule_met(&self, session_id: Uuid) -> StoreResult<ProofOutcome> {
-        let now = Utc::now();
         let tx = self.begin_write().await?;
-        let Some(session) = lock_session(self, &tx, session_id).await? else {
-            return Ok(ProofOutcome::Closed(Closed::Expired));
-        };
-        let state = state_of(&session);
-        let Some(becomes_verified) = state.verify(now) else {
-            let closed = state.check_open(now).err().unwrap_or(Closed::Expired);
-            return Ok(ProofOutcome::Closed(closed));
+        let (session, becomes_verified) = match self.lock_for_verification(&tx, session_id).await? {
+            Ok(locked) => locked,
+            Err(closed) => return Ok(ProofOutcome::Closed(closed)),
         };
         if !becomes_verified {
             tx.tx.commit().await?;
