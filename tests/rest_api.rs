@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use common::TestApp;
 use common::keys::TestKey;
+use common::receiver::Receiver;
 use common::ssh::ssh_with;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -51,6 +52,19 @@ const KEY_FIELDS: [&str; 9] = [
 ];
 const CONNECTION_FIELDS: [&str; 5] = ["client_version", "created_at", "id", "ip_address", "keys"];
 const PROBLEM_FIELDS: [&str; 6] = ["$schema", "title", "status", "detail", "type", "instance"];
+const WEBHOOK_FIELDS: [&str; 9] = [
+    "$schema",
+    "backoff_multiplier",
+    "events",
+    "headers",
+    "id",
+    "initial_backoff",
+    "method",
+    "retries",
+    "url",
+];
+const SECRET: &str = "whsec_BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+const OTHER_SECRET: &str = "whsec_CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
 
 /// The whole session through GraphQL, every field the REST body has.
 const GRAPHQL_SESSION: &str = "query($id: ID!) { verifySession(id: $id) {
@@ -62,6 +76,8 @@ const GRAPHQL_SESSION: &str = "query($id: ID!) { verifySession(id: $id) {
     connections { id ipAddress clientVersion createdAt
       keys { id matchedKeyId name externalId publicKeyAlgorithm publicKeySsh publicKeyPem
              publicKeyMd5 publicKeySha256 verifiedAt } }
+    webhooks { id url method headers { name values } events retries initialBackoff
+               backoffMultiplier createdAt updatedAt }
 } }";
 
 impl TestApp {
@@ -141,6 +157,18 @@ fn rest_form(graphql: &Value) -> Value {
                         ("status" | "failureReason", Value::String(text)) => {
                             Value::String(text.to_lowercase())
                         }
+                        ("events", Value::Array(kinds)) => kinds
+                            .iter()
+                            .map(|kind| Value::String(kind.as_str().unwrap().to_lowercase()))
+                            .collect(),
+                        ("headers", Value::Array(headers)) => headers
+                            .iter()
+                            .map(|header| {
+                                let name = header["name"].as_str().unwrap().to_owned();
+                                (name, header["values"].clone())
+                            })
+                            .collect::<serde_json::Map<_, _>>()
+                            .into(),
                         _ => rest_form(value),
                     };
                     (snake_case(name), value)
@@ -186,7 +214,8 @@ fn assert_fields(object: &Value, fields: &[&str]) {
 
 #[tokio::test]
 async fn ssh_verified_session_reads_back_with_every_field_equal_to_graphql() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|settings| settings.webhook_allow_private_targets = true).await;
+    let receiver = Receiver::start().await;
     let key = TestKey::ed25519(app.dir.path(), "laptop");
     let body = json!({
         "keys": [{ "public_key": key.public_line(), "name": "laptop", "external_id": "k-1" }],
@@ -194,6 +223,13 @@ async fn ssh_verified_session_reads_back_with_every_field_equal_to_graphql() {
         "ssh_banner": "Welcome",
         "ssh_message": "Example asks",
         "max_attempts": 2,
+        "webhooks": [{
+            "url": receiver.url("/hook"),
+            "headers": { "X-Token": ["abc"] },
+            "events": ["verified", "status_changed"],
+            "retries": 2,
+            "secret": SECRET,
+        }],
     });
 
     let response = app.rest(Method::POST, SESSIONS, Some(body)).await;
@@ -225,42 +261,49 @@ async fn ssh_verified_session_reads_back_with_every_field_equal_to_graphql() {
     assert_fields(&session["keys"][0], &KEY_FIELDS);
     assert_fields(&session["connections"][0], &CONNECTION_FIELDS);
     assert_fields(&session["connections"][0]["keys"][0], &KEY_FIELDS);
+    assert_fields(&session["webhooks"][0], &WEBHOOK_FIELDS);
     assert_eq!(session["status"], "verified");
-    assert_eq!(session["webhooks"], json!([]));
+    assert_eq!(
+        session["webhooks"][0]["headers"],
+        json!({ "X-Token": ["abc"] })
+    );
+    assert!(!session.to_string().contains(SECRET));
     assert_eq!(session["connections"][0]["keys"][0]["name"], "laptop");
     assert_eq!(
         session["$schema"],
         format!("{}/api/v1/schemas/VerifySession.json", app.base_url)
     );
     let graphql = app.graphql(GRAPHQL_SESSION, json!({ "id": id })).await;
-    let mut expected = rest_form(&graphql["data"]["verifySession"]);
-    expected["webhooks"] = json!([]);
+    let expected = rest_form(&graphql["data"]["verifySession"]);
     assert_eq!(without_schema_links(&session), expected);
     app.shutdown().await;
 }
 
 #[tokio::test]
-async fn schema_links_point_at_served_json_schemas() {
+async fn schema_links_point_at_served_json_schemas_that_the_bodies_satisfy() {
     let app = TestApp::spawn().await;
     let key = TestKey::ed25519(app.dir.path(), "k");
     let created = app
         .create_rest_session(json!({ "keys": [{ "public_key": key.public_line() }] }))
         .await;
-    let session = app
-        .rest(
-            Method::GET,
-            &format!("{SESSIONS}{}", created["id"].as_str().unwrap()),
-            None,
-        )
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let get = |path: String| {
+        let client = &app;
+        async move {
+            let response = client.rest(Method::GET, &path, None).await;
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let session = get(format!("{SESSIONS}{id}")).await;
+    let list = get(SESSIONS.to_owned()).await;
+    let info = get("/api/v1/auth/info".to_owned()).await;
+    let not_found = get(format!("{SESSIONS}{}", uuid::Uuid::now_v7())).await;
 
-    for link in [&created["$schema"], &session["$schema"]] {
+    for body in [&created, &session, &list, &info, &not_found] {
+        let link = body["$schema"].as_str().unwrap();
         let schema: Value = app
             .http
-            .get(link.as_str().unwrap())
+            .get(link)
             .send()
             .await
             .unwrap()
@@ -268,11 +311,14 @@ async fn schema_links_point_at_served_json_schemas() {
             .await
             .unwrap();
 
-        assert_eq!(schema["$id"], *link);
+        assert_eq!(schema["$id"], link);
         assert_eq!(schema["type"], "object");
-        let properties = schema["properties"].as_object().unwrap();
-        for field in SESSION_FIELDS {
-            assert!(properties.contains_key(field), "{link} lacks {field}");
+        validate_json_with_python(&app, &schema, body);
+        if [&created, &session].contains(&body) {
+            let properties = schema["properties"].as_object().unwrap();
+            for field in SESSION_FIELDS {
+                assert!(properties.contains_key(field), "{link} lacks {field}");
+            }
         }
     }
     assert!(
@@ -636,12 +682,13 @@ async fn paths_answer_with_and_without_the_trailing_slash() {
 }
 
 /// Every endpoint the API must offer, as `METHOD path`.
-const ENDPOINTS: [&str; 5] = [
+const ENDPOINTS: [&str; 6] = [
     "GET /api/v1/auth/info/",
     "GET /api/v1/ssh/verify/sessions/",
     "POST /api/v1/ssh/verify/sessions/",
     "GET /api/v1/ssh/verify/sessions/{session}/",
     "POST /api/v1/ssh/verify/sessions/{session}/complete/",
+    "PUT /api/v1/ssh/verify/sessions/{session}/webhooks/{webhook}/",
 ];
 
 #[tokio::test]
@@ -691,7 +738,9 @@ async fn openapi_document_validates_and_lists_every_endpoint() {
     validate_with_python(&app, &document);
     for endpoint in ENDPOINTS {
         let (method, path) = endpoint.split_once(' ').unwrap();
-        let path = path.replace("{session}", &uuid::Uuid::now_v7().to_string());
+        let path = path
+            .replace("{session}", &uuid::Uuid::now_v7().to_string())
+            .replace("{webhook}", &uuid::Uuid::now_v7().to_string());
         let response = app
             .rest_as(None, method.parse().unwrap(), &path, None)
             .await;
@@ -722,11 +771,7 @@ fn collect_references(value: &Value, into: &mut Vec<String>) {
 /// Validates the document with `openapi-spec-validator` when it is installed
 /// (`pip install openapi-spec-validator`); the structural checks above run regardless.
 fn validate_with_python(app: &TestApp, document: &Value) {
-    let available = std::process::Command::new("python3")
-        .args(["-c", "import openapi_spec_validator"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !available {
+    if !python_module_available("openapi_spec_validator") {
         eprintln!("openapi-spec-validator is not installed; skipped the external validation");
         return;
     }
@@ -745,4 +790,187 @@ fn validate_with_python(app: &TestApp, document: &Value) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test]
+async fn webhook_put_replaces_the_settings_and_keeps_the_secret() {
+    let app = TestApp::spawn_with(|settings| settings.webhook_allow_private_targets = true).await;
+    let receiver = Receiver::start().await;
+    let key = TestKey::ed25519(app.dir.path(), "k");
+    let hook = json!({ "url": receiver.url("/a"), "retries": 3, "secret": SECRET });
+    let created = app
+        .create_rest_session(json!({
+            "keys": [{ "public_key": key.public_line() }],
+            "webhooks": [hook],
+        }))
+        .await;
+    let sibling = app
+        .create_rest_session(json!({ "keys": [{ "public_key": key.public_line() }] }))
+        .await;
+    let session_id = created["id"].as_str().unwrap();
+    let webhook_id = created["webhooks"][0]["id"].as_str().unwrap();
+    let path = format!("{SESSIONS}{session_id}/webhooks/{webhook_id}/");
+    let replacement = json!({
+        "url": receiver.url("/b"),
+        "method": "PUT",
+        "events": ["verified"],
+        "headers": { "X-Token": ["abc", "def"] },
+    });
+
+    let response = app
+        .rest(Method::PUT, &path, Some(replacement.clone()))
+        .await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let webhook: Value = response.json().await.unwrap();
+    assert_fields(&webhook, &WEBHOOK_FIELDS);
+    assert_eq!(webhook["id"], webhook_id);
+    assert_eq!(webhook["url"], receiver.url("/b"));
+    assert_eq!(webhook["method"], "PUT");
+    assert_eq!(webhook["events"], json!(["verified"]));
+    assert_eq!(
+        webhook["retries"], 0,
+        "left-out settings return to their defaults"
+    );
+    assert!(
+        webhook["$schema"]
+            .as_str()
+            .unwrap()
+            .ends_with("/Webhook.json")
+    );
+    let graphql = app
+        .graphql(
+            "query($id: ID!) { verifySession(id: $id) { webhooks { secret url } } }",
+            json!({ "id": session_id }),
+        )
+        .await;
+    let stored = &graphql["data"]["verifySession"]["webhooks"][0];
+    assert_eq!(stored["secret"], SECRET);
+    assert_eq!(stored["url"], receiver.url("/b"));
+    let session: Value = app
+        .rest(Method::GET, &format!("{SESSIONS}{session_id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        without_schema_links(&session["webhooks"][0]),
+        without_schema_links(&webhook)
+    );
+
+    let mut new_secret = replacement.clone();
+    new_secret["secret"] = json!(OTHER_SECRET);
+    let response = app.rest(Method::PUT, &path, Some(new_secret)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let graphql = app
+        .graphql(
+            "query($id: ID!) { verifySession(id: $id) { webhooks { secret } } }",
+            json!({ "id": session_id }),
+        )
+        .await;
+    assert_eq!(
+        graphql["data"]["verifySession"]["webhooks"][0]["secret"],
+        OTHER_SECRET
+    );
+
+    let elsewhere = format!(
+        "{SESSIONS}{}/webhooks/{webhook_id}/",
+        sibling["id"].as_str().unwrap()
+    );
+    let wrong_session = app
+        .rest(Method::PUT, &elsewhere, Some(replacement.clone()))
+        .await;
+    problem(wrong_session, StatusCode::NOT_FOUND).await;
+    let unknown = format!("{SESSIONS}{session_id}/webhooks/{}", uuid::Uuid::now_v7());
+    let unknown = app.rest(Method::PUT, &unknown, Some(replacement)).await;
+    problem(unknown, StatusCode::NOT_FOUND).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn webhook_errors_name_body_locations_and_never_echo_secrets() {
+    let app = TestApp::spawn().await;
+    let key = TestKey::ed25519(app.dir.path(), "k");
+    let body = json!({
+        "keys": [{ "public_key": key.public_line() }],
+        "webhooks": [
+            {
+                "url": "ftp://example.com/hook",
+                "headers": { "Content-Type": ["text/plain"], "X-Ok": ["fine"] },
+                "initial_backoff": 0,
+                "secret": "whsec_not base64 at all, and secret",
+            },
+            { "url": "http://127.0.0.1:9/hook" },
+        ],
+    });
+
+    let response = app.rest(Method::POST, SESSIONS, Some(body.clone())).await;
+
+    let refused = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        locations(&refused),
+        [
+            "body.webhooks[0].url",
+            "body.webhooks[0].headers.Content-Type",
+            "body.webhooks[0].initial_backoff",
+            "body.webhooks[0].secret",
+        ],
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("and secret"), "{refused}");
+    let mut only_private = body;
+    only_private["webhooks"] = json!([{ "url": "http://127.0.0.1:9/hook" }]);
+    let response = app.rest(Method::POST, SESSIONS, Some(only_private)).await;
+    let private = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(locations(&private), ["body.webhooks[0].url"], "{private}");
+    let list: Value = app
+        .rest(Method::GET, SESSIONS, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 0);
+    app.shutdown().await;
+}
+
+/// Validates `body` against the JSON Schema `schema` with Python's `jsonschema` (installed
+/// with `openapi-spec-validator`) when it is there; otherwise only the Rust checks run.
+fn validate_json_with_python(app: &TestApp, schema: &Value, body: &Value) {
+    if !python_module_available("jsonschema") {
+        eprintln!("jsonschema is not installed; skipped validating a body against its schema");
+        return;
+    }
+    let schema_path = app.path("schema.json");
+    let body_path = app.path("body.json");
+    std::fs::write(&schema_path, schema.to_string()).unwrap();
+    std::fs::write(&body_path, body.to_string()).unwrap();
+    let script = [
+        "import json, sys, jsonschema",
+        "schema = json.load(open(sys.argv[1]))",
+        "jsonschema.Draft202012Validator.check_schema(schema)",
+        "checker = jsonschema.FormatChecker()",
+        "validator = jsonschema.Draft202012Validator(schema, format_checker=checker)",
+        "validator.validate(json.load(open(sys.argv[2])))",
+    ]
+    .join("\n");
+
+    let output = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .arg(&schema_path)
+        .arg(&body_path)
+        .output()
+        .expect("run python3");
+
+    assert!(
+        output.status.success(),
+        "{body}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn python_module_available(module: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|output| output.status.success())
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::context::Links;
+use super::webhooks::Webhook;
 use crate::domain::session;
 use crate::public::PublicSsh;
 use crate::store::{ConnectionView, SessionView};
@@ -161,25 +162,6 @@ pub struct ConnectionKey {
     pub public_key_ssh: String,
     /// Set only when the client signed with this key and the signature checked out.
     pub verified_at: Option<Time>,
-}
-
-/// A webhook endpoint of a session. Its signing secret is never shown here.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Webhook {
-    /// The JSON Schema of this body.
-    #[serde(rename = "$schema")]
-    pub schema: String,
-    pub backoff_multiplier: f64,
-    /// Event kinds delivered; empty means all.
-    pub events: Vec<String>,
-    /// Extra request headers, name to values.
-    pub headers: std::collections::BTreeMap<String, Vec<String>>,
-    pub id: Uuid,
-    /// Seconds before the first retry.
-    pub initial_backoff: i64,
-    pub method: String,
-    pub retries: i32,
-    pub url: String,
 }
 
 /// A new session, with the token a browser may use to follow it.

@@ -18,6 +18,7 @@ use crate::graphql::auth::{Principal, authenticate};
 use crate::http::HttpState;
 use crate::public::PublicSsh;
 use crate::store::Store;
+use crate::webhooks::targets::TargetPolicy;
 
 /// The header that carries the project API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -30,6 +31,7 @@ pub struct Services {
     pub store: Store,
     pub public: PublicSsh,
     pub default_session_timeout: Duration,
+    pub webhook_targets: TargetPolicy,
 }
 
 impl FromRequestParts<HttpState> for Services {
@@ -43,6 +45,7 @@ impl FromRequestParts<HttpState> for Services {
                 store: state.store.clone(),
                 public: public.clone(),
                 default_session_timeout: graphql.default_session_timeout,
+                webhook_targets: graphql.webhook_targets,
             }),
             _ => {
                 tracing::error!("the GraphQL schema lacks the state the REST API shares");

@@ -7,23 +7,23 @@ use chrono::Utc;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::bodies::{
-    AuthInfo, Named, VerifySession, VerifySessionCreated, VerifySessionList, Webhook,
-};
+use super::bodies::{AuthInfo, Named, VerifySession, VerifySessionCreated, VerifySessionList};
 use super::context::{
     JsonBody, Links, PathParams, ProjectKey, QueryPairs, Services, parse_session_id,
 };
 use super::problem::{Problem, ProblemError};
 use super::request::validate_create;
+use super::webhooks::Webhook;
 use crate::domain::identifiers::{hash_secret, new_secret};
 use crate::domain::session::SessionStatus;
 use crate::graphql::auth::CLIENT_TOKEN_PREFIX;
-use crate::store::{CompleteRefusal, SessionFilter, SessionView};
+use crate::store::{CompleteRefusal, NewWebhook, SessionFilter, SessionView};
+use crate::webhooks::settings::check_target;
 
 /// Page size when `limit` is not given, and the largest page: larger limits are capped.
 pub const MAX_LIMIT: u64 = 100;
 
-type Answer = Result<Response, Problem>;
+pub(super) type Answer = Result<Response, Problem>;
 
 /// `GET /auth/info/`
 pub async fn get_auth_info(key: ProjectKey, links: Links) -> Answer {
@@ -86,6 +86,7 @@ pub async fn create_session(
         services.default_session_timeout,
         hash_secret(&client_token),
     )?;
+    check_targets(&services, &new.webhooks).await?;
 
     let view = services.store.create_session(key.project_id, new).await?;
     tracing::info!(session_id = %view.session.id, keys = view.keys.len(), "verify session created");
@@ -157,7 +158,25 @@ pub async fn complete_session(
     json(StatusCode::OK, &body.schema, &body)
 }
 
-fn not_found() -> Problem {
+/// The target check of the webhooks of a new session (it resolves host names, so it runs
+/// after the other checks passed).
+async fn check_targets(services: &Services, webhooks: &[NewWebhook]) -> Result<(), Problem> {
+    let mut errors = Vec::new();
+    for (index, webhook) in webhooks.iter().enumerate() {
+        let location = format!("body.webhooks[{index}].url");
+        if let Err(error) = check_target(services.webhook_targets, &webhook.url, &location).await {
+            errors.push(ProblemError::from(error));
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::bad_input(errors))
+    }
+}
+
+pub(super) fn not_found() -> Problem {
     Problem::not_found("no such verify session")
 }
 
@@ -172,12 +191,20 @@ async fn session_body(
 }
 
 /// The session's webhook endpoints.
-async fn webhooks_of(_: &Services, _: Uuid, _: &Links) -> Result<Vec<Webhook>, Problem> {
-    Ok(Vec::new())
+async fn webhooks_of(
+    services: &Services,
+    session_id: Uuid,
+    links: &Links,
+) -> Result<Vec<Webhook>, Problem> {
+    let webhooks = services.store.session_webhooks(session_id).await?;
+    Ok(webhooks
+        .iter()
+        .map(|model| Webhook::new(model, links))
+        .collect())
 }
 
 /// A JSON answer with a `Link` to its schema, as the reference sends.
-fn json<T: Serialize>(status: StatusCode, schema_url: &str, body: &T) -> Answer {
+pub(super) fn json<T: Serialize>(status: StatusCode, schema_url: &str, body: &T) -> Answer {
     let bytes = serde_json::to_vec(body).map_err(|error| {
         tracing::error!(%error, "cannot serialize a REST body");
         Problem::internal()

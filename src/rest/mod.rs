@@ -16,12 +16,15 @@
 
 mod bodies;
 mod context;
+mod decode;
 mod handlers;
+mod names;
 pub mod openapi;
 pub mod problem;
 mod request;
 mod routes;
 mod schemas;
+mod webhooks;
 
 use axum::routing::{any, get};
 use axum::{Router, middleware};

@@ -131,6 +131,7 @@ fn describe(
 fn tag_of(operation: Operation) -> &'static str {
     match operation {
         Operation::GetAuthInfo => "auth",
+        Operation::ReplaceWebhook => "webhooks",
         _ => "verify sessions",
     }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::context::Links;
-use super::request::{rest_location, rest_text};
+use super::names::{rest_location, rest_text};
 use crate::graphql::error::{ApiError, FieldError};
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -256,4 +256,74 @@ pub async fn finish(request: Request, next: Next) -> Response {
 /// The REST router's fallback: an unknown path below the API prefix.
 pub async fn unknown_path() -> Problem {
     Problem::not_found("no such resource; /api/v1/openapi.json lists every endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::routing::get;
+
+    use super::*;
+
+    /// Serves `router` behind [`finish`] on 127.0.0.1 and answers `GET path`.
+    async fn get_through_finish(router: Router, path: &str) -> reqwest::Response {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = router.layer(axum::middleware::from_fn(finish));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        reqwest::get(format!("http://{address}{path}"))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_bare_too_many_requests_becomes_a_problem_document() {
+        let router =
+            Router::new().route("/limited", get(|| async { StatusCode::TOO_MANY_REQUESTS }));
+
+        let response = get_through_finish(router, "/limited").await;
+
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["title"], "Too Many Requests");
+        assert_eq!(body["instance"], "/limited");
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_problem_says_when_to_retry() {
+        let router = Router::new().route(
+            "/limited",
+            get(|| async { Problem::too_many_requests(Some(7)) }),
+        );
+
+        let response = get_through_finish(router, "/limited").await;
+
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "7");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["type"], "about:blank");
+        assert!(
+            body["$schema"]
+                .as_str()
+                .unwrap()
+                .ends_with("/ErrorModel.json")
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_errors_say_nothing_about_their_cause() {
+        let router = Router::new().route(
+            "/broken",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "db password is hunter2") }),
+        );
+
+        let response = get_through_finish(router, "/broken").await;
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 }

@@ -2,13 +2,14 @@
 //! [`Operation::ALL`], so every routed endpoint is documented and every documented one routed.
 
 use axum::http::{Method, StatusCode};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use serde_json::{Value, json};
 
 use super::bodies::{AuthInfo, VerifySession, VerifySessionCreated, VerifySessionList};
-use super::handlers;
 use super::request::CreateVerifySessionRequest;
 use super::schemas::{BodyType, Direction};
+use super::webhooks::{Webhook, WebhookRequest};
+use super::{handlers, webhooks};
 use crate::http::HttpState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,7 @@ pub enum Operation {
     CreateSession,
     GetSession,
     CompleteSession,
+    ReplaceWebhook,
 }
 
 /// A parameter in the path or the query string.
@@ -30,18 +32,20 @@ pub struct Parameter {
 }
 
 impl Operation {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::GetAuthInfo,
         Self::ListSessions,
         Self::CreateSession,
         Self::GetSession,
         Self::CompleteSession,
+        Self::ReplaceWebhook,
     ];
 
     pub fn method(self) -> Method {
         match self {
             Self::GetAuthInfo | Self::ListSessions | Self::GetSession => Method::GET,
             Self::CreateSession | Self::CompleteSession => Method::POST,
+            Self::ReplaceWebhook => Method::PUT,
         }
     }
 
@@ -52,6 +56,7 @@ impl Operation {
             Self::ListSessions | Self::CreateSession => "/ssh/verify/sessions/",
             Self::GetSession => "/ssh/verify/sessions/{session}/",
             Self::CompleteSession => "/ssh/verify/sessions/{session}/complete/",
+            Self::ReplaceWebhook => "/ssh/verify/sessions/{session}/webhooks/{webhook}/",
         }
     }
 
@@ -62,6 +67,7 @@ impl Operation {
             Self::CreateSession => "create-verify-session",
             Self::GetSession => "get-verify-session",
             Self::CompleteSession => "complete-verify-session",
+            Self::ReplaceWebhook => "replace-verify-session-webhook",
         }
     }
 
@@ -72,6 +78,7 @@ impl Operation {
             Self::CreateSession => "Create a verify session",
             Self::GetSession => "Get a verify session",
             Self::CompleteSession => "Complete a verified multi-connection session",
+            Self::ReplaceWebhook => "Replace the settings of a session's webhook",
         }
     }
 
@@ -94,6 +101,11 @@ impl Operation {
                 "Closes a verified multi-connection session to new connections. Any other \
                  session is a conflict."
             }
+            Self::ReplaceWebhook => {
+                "Sets every setting of the webhook: what the body leaves out returns to its \
+                 default, except the signing secret, which stays unless given. Deliveries not \
+                 yet made use the new settings. Webhooks are created with their session."
+            }
         }
     }
 
@@ -102,6 +114,7 @@ impl Operation {
             Self::CreateSession => Some(BodyType::of::<CreateVerifySessionRequest>(
                 Direction::Request,
             )),
+            Self::ReplaceWebhook => Some(BodyType::of::<WebhookRequest>(Direction::Request)),
             _ => None,
         }
     }
@@ -119,6 +132,7 @@ impl Operation {
             Self::GetSession | Self::CompleteSession => {
                 (StatusCode::OK, BodyType::of::<VerifySession>(response))
             }
+            Self::ReplaceWebhook => (StatusCode::OK, BodyType::of::<Webhook>(response)),
         }
     }
 
@@ -134,6 +148,12 @@ impl Operation {
             ],
             Self::GetSession => &[StatusCode::NOT_FOUND],
             Self::CompleteSession => &[StatusCode::NOT_FOUND, StatusCode::CONFLICT],
+            Self::ReplaceWebhook => &[
+                StatusCode::BAD_REQUEST,
+                StatusCode::NOT_FOUND,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ],
         }
     }
 
@@ -142,6 +162,7 @@ impl Operation {
             Self::GetAuthInfo | Self::CreateSession => Vec::new(),
             Self::GetSession | Self::CompleteSession => vec![session_parameter()],
             Self::ListSessions => list_parameters(),
+            Self::ReplaceWebhook => vec![session_parameter(), webhook_parameter()],
         }
     }
 
@@ -152,6 +173,7 @@ impl Operation {
             Self::CreateSession => post(handlers::create_session),
             Self::GetSession => get(handlers::get_session),
             Self::CompleteSession => post(handlers::complete_session),
+            Self::ReplaceWebhook => put(webhooks::replace_webhook),
         }
     }
 }
@@ -161,6 +183,16 @@ fn session_parameter() -> Parameter {
         name: "session",
         location: "path",
         description: "The session's id.",
+        required: true,
+        schema: json!({ "type": "string", "format": "uuid" }),
+    }
+}
+
+fn webhook_parameter() -> Parameter {
+    Parameter {
+        name: "webhook",
+        location: "path",
+        description: "The webhook's id.",
         required: true,
         schema: json!({ "type": "string", "format": "uuid" }),
     }

@@ -15,6 +15,7 @@ use super::bodies::{AuthInfo, VerifySession, VerifySessionCreated, VerifySession
 use super::context::{Links, PathParams};
 use super::problem::{ErrorModel, Problem};
 use super::request::CreateVerifySessionRequest;
+use super::webhooks::{Webhook, WebhookRequest};
 
 /// Whether a body is sent by keyproof or by the client; the schema describes that direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,15 +55,17 @@ impl BodyType {
 }
 
 /// Every body type with a served schema.
-pub fn body_types() -> [BodyType; 6] {
+pub fn body_types() -> [BodyType; 8] {
     use Direction::{Request, Response};
     [
         BodyType::of::<AuthInfo>(Response),
         BodyType::of::<VerifySession>(Response),
         BodyType::of::<VerifySessionCreated>(Response),
         BodyType::of::<VerifySessionList>(Response),
+        BodyType::of::<Webhook>(Response),
         BodyType::of::<ErrorModel>(Response),
         BodyType::of::<CreateVerifySessionRequest>(Request),
+        BodyType::of::<WebhookRequest>(Request),
     ]
 }
 
