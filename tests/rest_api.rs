@@ -857,6 +857,26 @@ async fn webhook_put_replaces_the_settings_and_keeps_the_secret() {
         without_schema_links(&session["webhooks"][0]),
         without_schema_links(&webhook)
     );
+    let list: Value = app
+        .rest(Method::GET, SESSIONS, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["id"] == session_id)
+        .unwrap();
+    assert_eq!(listed["webhooks"], session["webhooks"]);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|item| item["webhooks"] == json!([]))
+    );
 
     let mut new_secret = replacement.clone();
     new_secret["secret"] = json!(OTHER_SECRET);

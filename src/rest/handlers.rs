@@ -55,10 +55,17 @@ pub async fn list_sessions(
         .store
         .list_sessions_by_offset(key.project_id, &page.filter, page.offset, page.limit)
         .await?;
-    let mut items = Vec::with_capacity(slice.sessions.len());
-    for view in &slice.sessions {
-        items.push(session_body(&services, view, &links).await?);
-    }
+    let ids: Vec<Uuid> = slice.sessions.iter().map(|view| view.session.id).collect();
+    let mut webhooks = services.store.webhooks_of_sessions(&ids).await?;
+    let items: Vec<VerifySession> = slice
+        .sessions
+        .iter()
+        .map(|view| {
+            let models = webhooks.remove(&view.session.id).unwrap_or_default();
+            let bodies = models.iter().map(|m| Webhook::new(m, &links)).collect();
+            VerifySession::new(view, bodies, &services.public, &links)
+        })
+        .collect();
     let has_more = page.offset.saturating_add(items.len() as u64) < slice.total;
     let body = VerifySessionList {
         schema: links.schema_url::<VerifySessionList>(),

@@ -1,6 +1,8 @@
 //! Offset pagination over verify sessions, for the REST API (`offset`/`limit`, `total`).
 
-use entity::verify_session;
+use std::collections::HashMap;
+
+use entity::{verify_session, webhook};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -48,6 +50,27 @@ impl Store {
         let sessions = load_views(self.db(), rows).await?;
 
         Ok(SessionSlice { sessions, total })
+    }
+
+    /// The webhooks of each of `session_ids`, in the order they were added, with one query.
+    pub async fn webhooks_of_sessions(
+        &self,
+        session_ids: &[Uuid],
+    ) -> StoreResult<HashMap<Uuid, Vec<webhook::Model>>> {
+        if session_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = webhook::Entity::find()
+            .filter(webhook::Column::SessionId.is_in(session_ids.iter().copied()))
+            .order_by_asc(webhook::Column::Position)
+            .all(self.db())
+            .await?;
+
+        let mut by_session: HashMap<Uuid, Vec<webhook::Model>> = HashMap::new();
+        for row in rows {
+            by_session.entry(row.session_id).or_default().push(row);
+        }
+        Ok(by_session)
     }
 }
 
