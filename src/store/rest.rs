@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 
 use entity::{verify_session, webhook};
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::views::load_views;
@@ -29,7 +27,7 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> StoreResult<SessionSlice> {
-        let condition = condition_of(project_id, filter);
+        let condition = filter.condition(project_id);
 
         let total = verify_session::Entity::find()
             .filter(condition.clone())
@@ -72,18 +70,4 @@ impl Store {
         }
         Ok(by_session)
     }
-}
-
-fn condition_of(project_id: Uuid, filter: &SessionFilter) -> Condition {
-    let mut condition = Condition::all().add(verify_session::Column::ProjectId.eq(project_id));
-    if let Some(status) = filter.status {
-        condition = condition.add(verify_session::Column::Status.eq(status.as_str()));
-    }
-    if let Some(external_id) = &filter.external_id {
-        condition = condition.add(verify_session::Column::ExternalId.eq(external_id.as_str()));
-    }
-    if let Some(before) = filter.before_id {
-        condition = condition.add(verify_session::Column::Id.lt(before));
-    }
-    condition
 }

@@ -58,6 +58,23 @@ pub struct SessionPage {
     pub has_next_page: bool,
 }
 
+impl SessionFilter {
+    /// The query condition: the project's sessions that match every given filter.
+    pub(crate) fn condition(&self, project_id: Uuid) -> Condition {
+        let mut condition = Condition::all().add(verify_session::Column::ProjectId.eq(project_id));
+        if let Some(status) = self.status {
+            condition = condition.add(verify_session::Column::Status.eq(status.as_str()));
+        }
+        if let Some(external_id) = &self.external_id {
+            condition = condition.add(verify_session::Column::ExternalId.eq(external_id.as_str()));
+        }
+        if let Some(before) = self.before_id {
+            condition = condition.add(verify_session::Column::Id.lt(before));
+        }
+        condition
+    }
+}
+
 impl Store {
     /// Creates a session and its keys in one transaction.
     pub async fn create_session(
@@ -157,20 +174,9 @@ impl Store {
         filter: &SessionFilter,
         first: u64,
     ) -> StoreResult<SessionPage> {
-        let mut condition = Condition::all().add(verify_session::Column::ProjectId.eq(project_id));
-        if let Some(status) = filter.status {
-            condition = condition.add(verify_session::Column::Status.eq(status.as_str()));
-        }
-        if let Some(external_id) = &filter.external_id {
-            condition = condition.add(verify_session::Column::ExternalId.eq(external_id.as_str()));
-        }
-        if let Some(before) = filter.before_id {
-            condition = condition.add(verify_session::Column::Id.lt(before));
-        }
-
         // UUIDv7 ids grow with creation time, so id order is creation order.
         let mut rows = verify_session::Entity::find()
-            .filter(condition)
+            .filter(filter.condition(project_id))
             .order_by_desc(verify_session::Column::Id)
             .limit(first + 1)
             .all(self.db())
