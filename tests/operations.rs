@@ -116,3 +116,82 @@ async fn start_up_errors_say_what_is_wrong() {
         "{host_key}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_confirmation_in_flight_finish() {
+    use common::process::KeyproofProcess;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let api_key = "kp_shutdown_test_key_0123456789";
+    let process = KeyproofProcess::start(&data, api_key, &[]).await;
+    let key = TestKey::ed25519(dir.path(), "k");
+    let create = "mutation($key: String!) { createVerifySession(input: {
+        keys: [{ publicKey: $key }], mustConfirm: true }) { session { id connectionIdentifier } } }";
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/graphql", process.base_url()))
+        .header("x-api-key", api_key)
+        .json(&serde_json::json!({ "query": create, "variables": { "key": key.public_line() } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = &created["data"]["createVerifySession"]["session"];
+    let mut ssh = common::ssh::command(process.ssh_addr.port());
+    ssh.arg("-i").arg(&key.private);
+    ssh.arg(format!(
+        "{}@127.0.0.1",
+        session["connectionIdentifier"].as_str().unwrap()
+    ));
+    ssh.stdin(Stdio::piped());
+    let mut child = ssh.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut shown = Vec::new();
+    while !String::from_utf8_lossy(&shown).contains("[y/N]") {
+        let mut chunk = [0u8; 256];
+        let read = tokio::time::timeout(common::WAIT, stdout.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            read > 0,
+            "ssh ended before the prompt: {}",
+            String::from_utf8_lossy(&shown)
+        );
+        shown.extend_from_slice(&chunk[..read]);
+    }
+
+    process.signal_terminate();
+    stdin.write_all(b"y\n").await.unwrap();
+    drop(stdin);
+    let status = tokio::time::timeout(common::WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let exit = process.wait().await;
+
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the confirmation in flight finished"
+    );
+    assert_eq!(exit, Some(0));
+    let restarted = KeyproofProcess::start(&data, api_key, &[]).await;
+    let query = "query($id: ID!) { verifySession(id: $id) { status } }";
+    let read: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/graphql", restarted.base_url()))
+        .header("x-api-key", api_key)
+        .json(&serde_json::json!({ "query": query, "variables": { "id": session["id"] } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["data"]["verifySession"]["status"], "VERIFIED");
+    restarted.terminate().await;
+}

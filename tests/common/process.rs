@@ -95,18 +95,28 @@ impl KeyproofProcess {
         let _ = self.child.wait().await;
     }
 
-    /// Stops the process with SIGTERM and waits for it to exit; returns its exit code.
-    pub async fn terminate(mut self) -> Option<i32> {
+    /// Sends SIGTERM without waiting.
+    pub fn signal_terminate(&self) {
         let pid = self.child.id().expect("running keyproof");
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
             .expect("send SIGTERM");
         assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub async fn wait(mut self) -> Option<i32> {
         let status = tokio::time::timeout(WAIT, self.child.wait())
             .await
             .expect("keyproof stopped in time")
             .expect("wait for keyproof");
         status.code()
+    }
+
+    /// Stops the process with SIGTERM and waits for it to exit; returns its exit code.
+    pub async fn terminate(self) -> Option<i32> {
+        self.signal_terminate();
+        self.wait().await
     }
 }
