@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -84,17 +86,38 @@ async fn caller_from_headers(store: &Store, headers: &HeaderMap) -> Caller {
     }
 }
 
+/// POST `/graphql`. The body is read through axum's size limit (async-graphql's own extractor
+/// reads the body unbounded and accepts multipart uploads, which this API has no use for).
 async fn graphql(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let message = match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
+                _ => "the request body could not be read",
+            };
+            return graphql_error(rejection.status(), message, "BAD_USER_INPUT");
+        }
+    };
+    let Ok(request) = serde_json::from_slice::<async_graphql::Request>(&body) else {
+        let message = "the body is not a GraphQL request: send JSON with a `query` string";
+        return graphql_error(StatusCode::BAD_REQUEST, message, "BAD_USER_INPUT");
+    };
+
     let caller = caller_from_headers(&state.store, &headers).await;
-    state
-        .schema
-        .execute(request.into_inner().data(caller))
-        .await
-        .into()
+    GraphQLResponse::from(state.schema.execute(request.data(caller)).await).into_response()
+}
+
+/// A GraphQL error document for a request that never reached the schema.
+fn graphql_error(status: StatusCode, message: &str, code: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }],
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 async fn graphql_ws(

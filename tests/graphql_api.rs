@@ -340,3 +340,37 @@ async fn refused_key_kinds_and_duplicates_name_their_place() {
     assert_eq!(errors.len(), 3);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_and_malformed_bodies_are_refused_before_the_schema() {
+    let app = TestApp::spawn().await;
+    let huge = format!(
+        "{{\"query\": \"{{ authInfo {{ project {{ name }} }} }}\", \"pad\": \"{}\"}}",
+        "x".repeat(5 << 20)
+    );
+
+    let too_large = app
+        .http
+        .post(format!("{}/graphql", app.base_url))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    let malformed = app
+        .http
+        .post(format!("{}/graphql", app.base_url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(too_large.status(), 413);
+    let body: Value = too_large.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(malformed.status(), 400);
+    let body: Value = malformed.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    app.shutdown().await;
+}
