@@ -189,3 +189,60 @@ async fn a_delivery_due_on_a_killed_replica_is_sent_by_the_other() {
     assert_eq!(delivery["attemptCount"], 2);
     b.terminate().await;
 }
+
+#[tokio::test]
+async fn concurrent_events_from_both_replicas_reach_a_subscriber_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b)) = two_replicas(dir.path()).await else {
+        return;
+    };
+    let listed = TestKey::ed25519(dir.path(), "listed");
+    let wrong = TestKey::ed25519(dir.path(), "wrong");
+    let created = graphql(
+        &a,
+        "mutation($key: String!) { createVerifySession(input: {
+            keys: [{ publicKey: $key }], maxAttempts: 10 }) { session { id connectionIdentifier } } }",
+        json!({ "key": listed.public_line() }),
+    )
+    .await;
+    let session = &created["data"]["createVerifySession"]["session"];
+    let user = session["connectionIdentifier"].as_str().unwrap();
+    let ws_url = format!("ws://{}/graphql/ws", b.http_addr);
+    let mut ws = WsClient::connect_acked(&ws_url, json!({ "apiKey": API_KEY })).await;
+    ws.subscribe("1", EVENTS_SUBSCRIPTION, json!({ "id": session["id"] }))
+        .await;
+    let WsEvent::Next(_) = ws.next_event("1").await else {
+        panic!("no snapshot")
+    };
+
+    let identities = [wrong.private.as_path()];
+    let ports = [a.ssh_addr.port(), b.ssh_addr.port()];
+    let runs = (0..6).map(|n| ssh_with(ports[n % 2], user, &identities));
+    futures_util::future::join_all(runs).await;
+
+    let mut kinds = Vec::new();
+    while kinds.len() < 12 {
+        let WsEvent::Next(payload) = ws.next_event("1").await else {
+            panic!("ended early")
+        };
+        kinds.push(
+            payload["data"]["verifySessionEvents"]["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let count = |kind: &str| kinds.iter().filter(|k| k.as_str() == kind).count();
+    assert_eq!(
+        (count("NEW_CONNECTION"), count("FAILED_ATTEMPT")),
+        (6, 6),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        count("SNAPSHOT"),
+        0,
+        "no event was replaced by a snapshot: {kinds:?}"
+    );
+    a.terminate().await;
+    b.terminate().await;
+}

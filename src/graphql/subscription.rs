@@ -14,9 +14,10 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::visible_session;
 use super::types::{VerifySessionEvent, VerifySessionEventKind};
+use crate::domain::session::EventKind;
 use crate::events::BusMessage;
 use crate::metrics::{GaugeGuard, METRICS};
-use crate::store::SessionView;
+use crate::store::{SessionEvent, SessionView};
 
 /// Most subscriptions open at once in this process; each holds a permit while it runs.
 pub const MAX_SUBSCRIPTIONS: usize = 10_000;
@@ -67,47 +68,81 @@ async fn session_events(
             return;
         }
 
+        // Set when a re-read failed: the next message re-reads before anything else.
+        let mut stale = false;
         loop {
-            match receiver.recv().await {
+            let message = receiver.recv().await;
+            let upto = match message {
                 Ok(BusMessage::Event(event)) if event.session_id != session_id => continue,
                 Ok(BusMessage::Deleted { session_id: deleted }) if deleted != session_id => continue,
-                Ok(BusMessage::Deleted { .. }) => return,
+                Ok(BusMessage::Deleted { .. }) | Err(RecvError::Closed) => return,
                 Ok(BusMessage::Event(event)) if event.seq <= last_seq => continue,
-                Ok(BusMessage::Event(event)) => {
+                Ok(BusMessage::Event(event)) if event.seq == last_seq + 1 && !stale => {
                     last_seq = event.seq;
-                    let done = event.session.state().is_final()
-                        && event.kind == crate::domain::session::EventKind::StatusChanged;
-                    yield VerifySessionEvent {
-                        kind: event.kind.into(),
-                        session: event.session.clone(),
-                        occurred_at: event.occurred_at,
-                        event: Some(event),
-                    };
+                    let done = is_last(&event);
+                    yield event_of(event);
                     if done {
                         return;
                     }
+                    continue;
                 }
-                // Too far behind, or events may have been missed: start again from the
-                // current state, never from a silent gap.
-                Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => {
-                    let view = match state.store.session_view(project_id, session_id).await {
-                        Ok(Some(view)) => Arc::new(view),
-                        Ok(None) => return,
-                        // The database is unreachable: the listener asks again for a resync
-                        // once it is back.
-                        Err(_) => continue,
-                    };
-                    last_seq = view.session.event_seq;
-                    let done = view.state().is_final();
-                    yield snapshot_event(view);
-                    if done {
-                        return;
+                // Events of one session can reach the bus out of order (two replicas, or two
+                // transactions that committed close together): fetch what is missing from
+                // the database, where the order is kept.
+                Ok(BusMessage::Event(event)) => Some(event.seq),
+                // Too far behind, or the cross-replica listener reconnected: start again from
+                // the current state, never from a silent gap.
+                Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => None,
+            };
+
+            match upto {
+                Some(upto) if !stale => {
+                    match state.store.committed_events(session_id, last_seq + 1, upto).await {
+                        Ok(events) => {
+                            for event in events {
+                                last_seq = event.seq;
+                                let done = is_last(&event);
+                                yield event_of(event);
+                                if done {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(_) => stale = true,
                     }
                 }
-                Err(RecvError::Closed) => return,
+                _ => match state.store.session_view(project_id, session_id).await {
+                    Ok(Some(view)) => {
+                        stale = false;
+                        last_seq = view.session.event_seq;
+                        let done = view.state().is_final();
+                        yield snapshot_event(Arc::new(view));
+                        if done {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    // The database is unreachable: try again on the next message (the
+                    // listener sends a resync once it is back).
+                    Err(_) => stale = true,
+                },
             }
         }
     })
+}
+
+/// Whether this event is the session's last: its final status change.
+fn is_last(event: &SessionEvent) -> bool {
+    event.kind == EventKind::StatusChanged && event.session.state().is_final()
+}
+
+fn event_of(event: Arc<SessionEvent>) -> VerifySessionEvent {
+    VerifySessionEvent {
+        kind: event.kind.into(),
+        session: event.session.clone(),
+        occurred_at: event.occurred_at,
+        event: Some(event),
+    }
 }
 
 fn snapshot_event(view: Arc<SessionView>) -> VerifySessionEvent {

@@ -141,8 +141,9 @@ impl Store {
         .await
     }
 
-    /// Re-reads committed events of a session from the database.
-    async fn committed_events(
+    /// Re-reads committed events `first_seq..=last_seq` of a session from the database, each
+    /// with the session as it is now.
+    pub async fn committed_events(
         &self,
         session_id: Uuid,
         first_seq: i64,
