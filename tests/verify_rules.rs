@@ -386,8 +386,7 @@ async fn parallel_wrong_keys_never_pass_max_attempts() {
         .await;
 
     let identities = [wrong.private.as_path()];
-    let runs =
-        (0..20).map(|_| ssh_with(app.ssh_port, &created.connection_identifier, &identities));
+    let runs = (0..20).map(|_| ssh_with(app.ssh_port, &created.connection_identifier, &identities));
     let runs = futures_util::future::join_all(runs).await;
     let events = kinds_until_complete(&mut ws, "1").await;
 
@@ -535,5 +534,69 @@ async fn keys_in_every_input_form_normalise_to_ssh_keygen_fingerprints() {
             "form {index}"
         );
     }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn multi_key_verifies_when_a_publickey_only_client_leaves() {
+    let app = TestApp::spawn().await;
+    let first = TestKey::ed25519(app.dir.path(), "first");
+    let second = TestKey::ed25519(app.dir.path(), "second");
+    let keys = [first.public_line(), second.public_line()];
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let created = app
+        .create_session_with(&keys, json!({ "multiKey": true }))
+        .await;
+    let mut command = command(app.ssh_port);
+    // A client that never tries keyboard-interactive, as BatchMode clients may not.
+    command.args([
+        "-o",
+        "PreferredAuthentications=publickey",
+        "-o",
+        "BatchMode=yes",
+    ]);
+    command.arg("-i").arg(&first.private);
+    command.arg(format!("{}@127.0.0.1", created.connection_identifier));
+
+    run(command).await;
+
+    let session = eventually(|| async {
+        let session = app.session(&created.id).await;
+        (session["status"] != "PENDING").then_some(session)
+    })
+    .await;
+    assert_eq!(session["status"], "VERIFIED", "{session}");
+    assert_eq!(session["failedAttempts"], 0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_confirmation_without_a_shell_still_times_out() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.ssh_confirm_timeout = 1;
+        settings.ssh_auth_timeout = 1;
+    })
+    .await;
+    let key = TestKey::ed25519(app.dir.path(), "k");
+    let created = app
+        .create_session_with(&[&key.public_line()], json!({ "mustConfirm": true }))
+        .await;
+    let mut command = command(app.ssh_port);
+    command
+        .args(["-N", "-o", "ServerAliveInterval=1"])
+        .arg("-i")
+        .arg(&key.private);
+    command.arg(format!("{}@127.0.0.1", created.connection_identifier));
+
+    let run = run(command).await;
+
+    assert_ne!(run.status, 0);
+    assert!(run.stderr.contains("time is up"), "{}", run.stderr);
+    let session = eventually(|| async {
+        let session = app.session(&created.id).await;
+        (session["failedAttempts"] == 1).then_some(session)
+    })
+    .await;
+    assert_eq!(session["status"], "FAILED");
     app.shutdown().await;
 }

@@ -37,8 +37,38 @@ pub struct Ledger {
     /// The session and connection once attributed, to unregister at the end.
     pub attributed: Option<(Uuid, Uuid)>,
     pub authenticated: bool,
+    /// With `multiKey`: the keys proven so far already meet the rule, and no confirmation is
+    /// asked, so a client that leaves without offering more keys verifies the session.
+    pub rule_met: bool,
     /// Lets other tasks write to or disconnect the client.
     pub handle: Option<russh::server::Handle>,
+}
+
+/// Decides a connection that ended without deciding itself (rule 7): one failed attempt, or,
+/// when the keys it proved already met the rule (`multiKey`), the verification.
+pub async fn conclude_ended(store: &Store, ledger: &Mutex<Ledger>) {
+    let Some((session_id, connection_id)) = take_decision(ledger) else {
+        return;
+    };
+    let rule_met = ledger.lock().map(|ledger| ledger.rule_met).unwrap_or(false);
+
+    if rule_met {
+        match store.record_rule_met(session_id).await {
+            Ok(outcome) => {
+                METRICS.verifications.inc("verified");
+                tracing::info!(?outcome, "connection ended after meeting the rule");
+            }
+            Err(error) => tracing::error!(%error, "cannot record a verification"),
+        }
+        return;
+    }
+    match store.record_failed_attempt(session_id, connection_id).await {
+        Ok(outcome) => {
+            crate::metrics::record_attempt(outcome);
+            tracing::info!(?outcome, "connection closed without verifying");
+        }
+        Err(error) => tracing::error!(%error, "cannot record a failed attempt"),
+    }
 }
 
 /// Takes the decision token of a connection; `None` when someone else decided already.
@@ -97,6 +127,8 @@ pub struct ConnectionHandler {
     pub(super) span: tracing::Span,
     pub(super) attribution: Attribution,
     pub(super) outcome: Outcome,
+    /// Whether the `[y/N]` prompt has been written; only input after it answers.
+    pub(super) prompted: bool,
     /// When the first authentication request arrived, for the decision-time metric.
     started: std::time::Instant,
 }
@@ -116,6 +148,7 @@ impl ConnectionHandler {
             span: tracing::Span::current(),
             attribution: Attribution::Unknown,
             outcome: Outcome::Undecided,
+            prompted: false,
             started: std::time::Instant::now(),
         }
     }
@@ -289,6 +322,7 @@ impl ConnectionHandler {
         let rule = crate::store::rule_of(session);
         let rule_met =
             rule.progress(attributed.session.keys.len(), attributed.proven.len()) == Progress::Met;
+        let met_so_far = rule.is_met(attributed.session.keys.len(), attributed.proven.len());
         let must_confirm = session.must_confirm;
         let ids = (session.id, attributed.connection_id);
         tracing::info!(parent: &self.span, fingerprint = %info.sha256, "key proven by signature");
@@ -307,6 +341,11 @@ impl ConnectionHandler {
             take_decision(&self.ledger);
             self.outcome = Outcome::Closed(closed);
             return Ok(false);
+        }
+        if met_so_far && !must_confirm {
+            if let Ok(mut ledger) = self.ledger.lock() {
+                ledger.rule_met = true;
+            }
         }
         match (rule_met, must_confirm) {
             (false, _) => Ok(false),

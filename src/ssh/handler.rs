@@ -61,6 +61,9 @@ impl ConnectionHandler {
         let Outcome::AwaitingConfirm { fingerprint } = self.outcome.clone() else {
             return;
         };
+        if !self.prompted {
+            return;
+        }
         if confirmed {
             session.data(channel, b"y\r\n".to_vec()).ok();
             self.confirm_rule_met(fingerprint).await;
@@ -240,6 +243,7 @@ impl Handler for ConnectionHandler {
 
         if let Outcome::AwaitingConfirm { fingerprint } = &self.outcome {
             session.data(channel, terminal::confirm_prompt(fingerprint).into_bytes())?;
+            self.prompted = true;
             self.start_confirm_timer(channel, session);
             return Ok(());
         }

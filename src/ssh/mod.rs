@@ -1,6 +1,6 @@
-//! keyproof's own SSH server. It accepts connections itself (so it can bound them per IP and,
-//! later, read a PROXY protocol header) and hands each to russh with a
-//! [`ConnectionHandler`](handler::ConnectionHandler).
+//! keyproof's own SSH server. It accepts connections itself (so it can read a PROXY protocol
+//! header, bound connections per client address and bound each connection's lifetime) and
+//! hands each to russh with a [`ConnectionHandler`](connection::ConnectionHandler).
 
 pub mod connection;
 pub mod handler;
@@ -25,11 +25,13 @@ use tracing::Instrument;
 
 use crate::metrics::{GaugeGuard, METRICS};
 use crate::shutdown::Shutdown;
-use connection::{ConnectionHandler, Ledger, SshContext, take_decision};
+use connection::{ConnectionHandler, Ledger, SshContext, conclude_ended, take_decision};
 
 /// How long connections in flight (a person answering a confirmation, say) may go on after a
 /// shutdown signal before they are disconnected.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long past the confirmation timeout an authenticated connection may stay open.
+const LINGER_GRACE: Duration = Duration::from_secs(5);
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Limits of the SSH server.
@@ -185,6 +187,7 @@ async fn handle_connection(
     tokio::pin!(deadline);
     tokio::pin!(session);
     let mut draining = false;
+    let mut lingering = false;
 
     let result = loop {
         tokio::select! {
@@ -201,8 +204,14 @@ async fn handle_connection(
                     Some("keyproof is restarting; please run the command again")
                 } else if !authenticated {
                     Some("authentication took too long")
+                } else if !lingering {
+                    // Authenticated: allow time to answer a confirmation, then end it.
+                    lingering = true;
+                    let limit = limits.confirm_timeout + LINGER_GRACE;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + limit);
+                    continue;
                 } else {
-                    None
+                    Some("time is up: not verified")
                 };
                 if let Some(reason) = reason {
                     tracing::info!(reason, "disconnecting a client");
@@ -220,19 +229,7 @@ async fn handle_connection(
     }
 
     // Rule 7: an attributed connection that ends undecided is one failed attempt.
-    if let Some((session_id, connection_id)) = take_decision(&ledger) {
-        match ctx
-            .store
-            .record_failed_attempt(session_id, connection_id)
-            .await
-        {
-            Ok(outcome) => {
-                crate::metrics::record_attempt(outcome);
-                tracing::info!(?outcome, "connection closed without verifying")
-            }
-            Err(error) => tracing::error!(%error, "cannot record a failed attempt"),
-        }
-    }
+    conclude_ended(&ctx.store, &ledger).await;
     let attributed = ledger.lock().ok().and_then(|ledger| ledger.attributed);
     if let Some((session_id, connection_id)) = attributed {
         ctx.open.remove(session_id, connection_id);
