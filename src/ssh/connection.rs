@@ -342,10 +342,11 @@ impl ConnectionHandler {
             self.outcome = Outcome::Closed(closed);
             return Ok(false);
         }
-        if met_so_far && !must_confirm {
-            if let Ok(mut ledger) = self.ledger.lock() {
-                ledger.rule_met = true;
-            }
+        if met_so_far
+            && !must_confirm
+            && let Ok(mut ledger) = self.ledger.lock()
+        {
+            ledger.rule_met = true;
         }
         match (rule_met, must_confirm) {
             (false, _) => Ok(false),
