@@ -280,7 +280,7 @@ impl Webhook {
         ID(self.model.id.to_string())
     }
 
-    /// The target. Client tokens see it without query string or credentials.
+    /// The target. Client tokens see only its origin (scheme, host and port).
     async fn url(&self) -> String {
         if self.privileged {
             self.model.url.clone()

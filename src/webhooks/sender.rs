@@ -219,16 +219,12 @@ async fn read_prefix(mut response: reqwest::Response) -> Option<String> {
     Some(String::from_utf8_lossy(&kept).into_owned())
 }
 
-/// `url` without user info, query or fragment, for logs (query strings often hold tokens).
+/// The origin of `url` (scheme, host and port), for logs and for client tokens.
 pub fn loggable_url(url: &str) -> String {
+    // Only the origin: besides queries and credentials, paths can hold secrets too (chat
+    // services put the webhook's token in the path).
     match Url::parse(url) {
-        Ok(mut url) => {
-            url.set_query(None);
-            url.set_fragment(None);
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
+        Ok(url) => url.origin().ascii_serialization(),
         Err(_) => "<invalid url>".to_owned(),
     }
 }
@@ -238,10 +234,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn logged_urls_lose_their_query_and_credentials() {
+    fn logged_urls_keep_only_their_origin() {
         assert_eq!(
-            loggable_url("https://u:p@hooks.example.com/a/b?token=secret#frag"),
-            "https://hooks.example.com/a/b"
+            loggable_url("https://u:p@hooks.example.com:8443/T0/B0/secret?token=secret#frag"),
+            "https://hooks.example.com:8443"
         );
     }
 }
