@@ -374,3 +374,25 @@ async fn oversized_and_malformed_bodies_are_refused_before_the_schema() {
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn nested_pages_count_towards_query_complexity() {
+    let app = TestApp::spawn().await;
+    let fields = "id status keys { id publicKeySsh } connections { id keys { id } }";
+    let page = format!("{{ verifySessions(first: 100) {{ edges {{ node {{ {fields} }} }} }} }}");
+    let fanout = "{ verifySessions(first: 100) { edges { node { id
+        webhooks { deliveries(first: 100) { id attempts { attempt status } } } } } } }";
+
+    let allowed = app.graphql(&page, json!({})).await;
+    let refused = app.graphql(fanout, json!({})).await;
+
+    assert!(allowed.get("errors").is_none(), "{allowed}");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex"),
+        "{refused}"
+    );
+    app.shutdown().await;
+}

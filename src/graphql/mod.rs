@@ -32,8 +32,9 @@ pub type KeyproofSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 12;
-/// Most complex query accepted (roughly, fields selected).
-pub const MAX_COMPLEXITY: usize = 2000;
+/// Most complex query accepted: fields selected, each list field counted once per item of the
+/// page it asks for.
+pub const MAX_COMPLEXITY: usize = 10_000;
 
 /// What resolvers share.
 #[derive(Clone)]

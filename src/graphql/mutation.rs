@@ -5,11 +5,11 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::Utc;
 
-use super::{GraphqlState, parse_id};
 use super::auth::{CLIENT_TOKEN_PREFIX, Caller};
 use super::error::{ApiError, ApiResult};
 use super::input::CreateVerifySessionInput;
 use super::types::VerifySession;
+use super::{GraphqlState, parse_id};
 use crate::domain::identifiers::{hash_secret, new_secret};
 use crate::store::CompleteRefusal;
 

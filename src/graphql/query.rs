@@ -16,6 +16,14 @@ use crate::store::SessionFilter;
 
 /// Page size of `verifySessions` when `first` is not given.
 pub const DEFAULT_PAGE: i32 = 20;
+/// The page size a `first` argument asks for, for query complexity: each item costs what its
+/// selection costs.
+pub fn page_size(first: Option<i32>) -> usize {
+    usize::try_from(first.unwrap_or(DEFAULT_PAGE))
+        .unwrap_or(0)
+        .max(1)
+}
+
 /// Largest page of `verifySessions`.
 pub const MAX_PAGE: i32 = 100;
 
@@ -33,6 +41,7 @@ impl QueryRoot {
     }
 
     /// The project's sessions, newest first (Relay cursor pagination, `first` at most 100).
+    #[graphql(complexity = "page_size(first) * child_complexity")]
     async fn verify_sessions(
         &self,
         ctx: &Context<'_>,

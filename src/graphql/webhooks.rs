@@ -344,6 +344,7 @@ impl Webhook {
 
     /// The newest deliveries first, each with every attempt (`first` at most 100). Empty for
     /// client tokens.
+    #[graphql(complexity = "super::query::page_size(Some(first)) * child_complexity")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
