@@ -1,6 +1,8 @@
 //! The GraphQL API over real HTTP and websocket clients: authentication, project isolation,
 //! input errors, pagination and the committed schema.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::keys::{TestKey, fingerprint_of};

@@ -1,5 +1,7 @@
 //! What the running binary writes to its log: structured lines, and never a secret.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::keys::TestKey;

@@ -1,5 +1,7 @@
 //! What an operator relies on: metrics, clear start-up errors, readiness.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Stdio;

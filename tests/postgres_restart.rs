@@ -1,6 +1,8 @@
 //! The PostgreSQL server restarting under a running keyproof: readiness follows it, nothing
 //! committed is lost, and subscriptions resume with a fresh snapshot.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::eventually;

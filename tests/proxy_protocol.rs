@@ -1,5 +1,7 @@
 //! `--ssh-proxy-protocol`: a TCP load balancer's PROXY header names the real client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;

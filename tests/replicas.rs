@@ -1,6 +1,8 @@
 //! Several keyproof processes sharing one PostgreSQL database, as in production. These tests
 //! need `KEYPROOF_TEST_DATABASE_URL` (set by `.ci/run`); without it they say so and pass.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::keys::TestKey;

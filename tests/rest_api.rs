@@ -2,6 +2,8 @@
 //! values equal to the GraphQL view, problem documents for every error, offset pagination,
 //! project isolation and the OpenAPI document.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

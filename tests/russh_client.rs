@@ -1,5 +1,7 @@
 //! Cases the OpenSSH client cannot produce, driven by a russh client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

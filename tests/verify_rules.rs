@@ -1,5 +1,7 @@
 //! Every verify-session option and refusal, driven by the system `ssh`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Stdio;

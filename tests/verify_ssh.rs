@@ -1,5 +1,7 @@
 //! End to end: the system OpenSSH client proves (or fails to prove) a key.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::keys::TestKey;

@@ -1,6 +1,8 @@
 //! Webhooks end to end: events produced by the system `ssh`, delivered to a real HTTP receiver
 //! on 127.0.0.1, signed, retried, kept, and kept away from private targets unless allowed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -926,7 +928,10 @@ async fn client_tokens_see_no_secrets_and_manage_nothing() {
     assert_eq!(seen["secret"], Value::Null);
     assert_eq!(seen["headers"], Value::Null);
     assert_eq!(seen["deliveries"], json!([]));
-    assert_eq!(seen["url"], "http://127.0.0.1:9", "client tokens see the origin only");
+    assert_eq!(
+        seen["url"], "http://127.0.0.1:9",
+        "client tokens see the origin only"
+    );
     assert!(!response.to_string().contains("hidden"));
     for (query, variables) in [
         (

@@ -66,7 +66,7 @@ impl Store {
         let now = Utc::now();
         let tx = self.begin_write().await?;
         let Some(session) = lock_session(self, &tx, session_id).await? else {
-            return Ok(Err(Closed::Expired));
+            return Ok(Err(Closed::Deleted));
         };
         if let Err(closed) = state_of(&session).check_open(now) {
             return Ok(Err(closed));

@@ -161,7 +161,10 @@ impl Store {
 
     /// Whether the database answers a trivial query within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> bool {
-        matches!(tokio::time::timeout(PING_TIMEOUT, self.db.ping()).await, Ok(Ok(())))
+        matches!(
+            tokio::time::timeout(PING_TIMEOUT, self.db.ping()).await,
+            Ok(Ok(()))
+        )
     }
 
     pub fn bus(&self) -> &EventBus {

@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::{Store, StoreResult};
 use crate::domain::identifiers::hash_secret;
 
-/// How many characters of a key are kept in clear to recognise it in a list.
-const KEY_PREFIX_LEN: usize = 10;
+/// How many characters of a key are kept in clear to recognise it in a list: the `kp_`
+/// prefix and four more, too few to help guess even a short bootstrap key.
+const KEY_PREFIX_LEN: usize = 7;
 
 impl Store {
     /// Returns the project called `name`, creating it if needed.

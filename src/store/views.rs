@@ -273,8 +273,9 @@ impl Store {
                 })
             })
             .collect();
-        // Published before the writer lock is released, so one session's events reach the
-        // bus in commit order.
+        // On SQLite this runs before the writer lock is released, so events reach the bus in
+        // commit order. On PostgreSQL they may not (and other replicas' events arrive later
+        // still): readers put them in order by `seq` and re-read any gap.
         for event in &events {
             self.bus.publish(event.clone());
         }

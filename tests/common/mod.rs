@@ -1,7 +1,8 @@
 //! The harness every integration test shares: a real keyproof on port 0 against a fresh
 //! database, and real clients (the system `ssh`, `ssh-keygen`, HTTP and websocket GraphQL).
 
-#![allow(dead_code)]
+// Test helpers fail the test loudly rather than handle errors.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod keys;
 pub mod postgres;
