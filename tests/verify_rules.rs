@@ -602,3 +602,48 @@ async fn a_confirmation_without_a_shell_still_times_out() {
     assert_eq!(session["status"], "FAILED");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_verified_multi_connection_session_closes_at_expiry() {
+    let app = TestApp::spawn().await;
+    let key = TestKey::ed25519(app.dir.path(), "k");
+    let created = app
+        .create_session_with(
+            &[&key.public_line()],
+            json!({ "multiConnection": true, "timeout": 5 }),
+        )
+        .await;
+    let mut ws = WsClient::connect_acked(&app.ws_url(), json!({ "apiKey": app.api_key })).await;
+    ws.subscribe("1", EVENTS_SUBSCRIPTION, json!({ "id": created.id }))
+        .await;
+    let run = ssh_with(
+        app.ssh_port,
+        &created.connection_identifier,
+        &[&key.private],
+    )
+    .await;
+
+    let events = kinds_until_complete(&mut ws, "1").await;
+    let after = ssh_with(
+        app.ssh_port,
+        &created.connection_identifier,
+        &[&key.private],
+    )
+    .await;
+
+    assert_eq!(run.status, 0);
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    let expected = [
+        "SNAPSHOT",
+        "NEW_CONNECTION",
+        "VERIFIED",
+        "STATUS_CHANGED",
+        "STATUS_CHANGED",
+    ];
+    assert_eq!(kinds, expected, "verified, then closed at expiry");
+    let session = app.session(&created.id).await;
+    assert_eq!(session["status"], "VERIFIED");
+    assert!(session["completedAt"].is_string());
+    assert_ne!(after.status, 0);
+    app.shutdown().await;
+}

@@ -197,6 +197,15 @@ impl SessionState {
         self.status == SessionStatus::Pending && now >= self.expired_at
     }
 
+    /// Rule 9: whether a verified multi-connection session closes by expiry at `now`, as if
+    /// completed.
+    pub fn closes_by_expiry(&self, now: DateTime<Utc>) -> bool {
+        self.status == SessionStatus::Verified
+            && self.multi_connection
+            && self.completed_at.is_none()
+            && now >= self.expired_at
+    }
+
     /// Whether no further event can ever change this session; subscriptions complete then.
     pub fn is_final(&self) -> bool {
         match self.status {
@@ -320,6 +329,17 @@ mod tests {
         state.completed_at = Some(Utc::now());
         assert_eq!(state.check_open(Utc::now()), Err(Closed::Completed));
         assert!(state.is_final());
+    }
+
+    #[test]
+    fn verified_multi_connection_session_closes_at_expiry() {
+        let mut state = pending(1);
+        state.status = SessionStatus::Verified;
+        state.multi_connection = true;
+
+        assert!(!state.closes_by_expiry(Utc::now()));
+        assert!(state.closes_by_expiry(state.expired_at));
+        assert!(!state.expires(state.expired_at));
     }
 
     #[test]

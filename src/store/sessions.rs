@@ -191,12 +191,25 @@ impl Store {
         })
     }
 
-    /// Rule 8: fails every pending session whose expiry has passed. Returns how many failed.
+    /// Rule 8 and 9: fails every pending session whose expiry has passed, and closes every
+    /// verified multi-connection session whose expiry has passed as if completed. Returns how
+    /// many changed.
     pub async fn expire_due(&self, now: DateTime<Utc>) -> StoreResult<usize> {
         let due: Vec<Uuid> = verify_session::Entity::find()
             .select_only()
             .column(verify_session::Column::Id)
-            .filter(verify_session::Column::Status.eq(SessionStatus::Pending.as_str()))
+            .filter(
+                Condition::any()
+                    .add(verify_session::Column::Status.eq(SessionStatus::Pending.as_str()))
+                    .add(
+                        Condition::all()
+                            .add(
+                                verify_session::Column::Status.eq(SessionStatus::Verified.as_str()),
+                            )
+                            .add(verify_session::Column::MultiConnection.eq(true))
+                            .add(verify_session::Column::CompletedAt.is_null()),
+                    ),
+            )
             .filter(verify_session::Column::ExpiredAt.lte(now))
             .limit(500)
             .into_tuple()
@@ -218,13 +231,16 @@ impl Store {
         let Some(session) = lock_session(self, &tx, session_id).await? else {
             return Ok(false);
         };
-        if !state_of(&session).expires(now) {
+        let state = state_of(&session);
+        let mut active: verify_session::ActiveModel = session.into();
+        if state.expires(now) {
+            active.status = Set(SessionStatus::Failed.as_str().to_owned());
+            active.failure_reason = Set(Some(FailureReason::Expired.as_str().to_owned()));
+        } else if state.closes_by_expiry(now) {
+            active.completed_at = Set(Some(now));
+        } else {
             return Ok(false);
         }
-
-        let mut active: verify_session::ActiveModel = session.into();
-        active.status = Set(SessionStatus::Failed.as_str().to_owned());
-        active.failure_reason = Set(Some(FailureReason::Expired.as_str().to_owned()));
         active.update(&tx.tx).await?;
         self.commit_with_events(tx, session_id, &[EventDraft::new(EventKind::StatusChanged)])
             .await?;
