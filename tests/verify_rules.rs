@@ -647,3 +647,28 @@ async fn a_verified_multi_connection_session_closes_at_expiry() {
     assert_ne!(after.status, 0);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_verified_connection_left_open_is_closed_without_a_failed_attempt() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.ssh_confirm_timeout = 1;
+        settings.ssh_auth_timeout = 1;
+    })
+    .await;
+    let key = TestKey::ed25519(app.dir.path(), "k");
+    let created = app.create_session(&[&key.public_line()]).await;
+    let mut command = command(app.ssh_port);
+    command
+        .args(["-N", "-o", "ServerAliveInterval=1"])
+        .arg("-i")
+        .arg(&key.private);
+    command.arg(format!("{}@127.0.0.1", created.connection_identifier));
+
+    let run = run(command).await;
+
+    assert!(run.stderr.contains("done its work"), "{}", run.stderr);
+    let session = app.session(&created.id).await;
+    assert_eq!(session["status"], "VERIFIED");
+    assert_eq!(session["failedAttempts"], 0);
+    app.shutdown().await;
+}

@@ -210,8 +210,10 @@ async fn handle_connection(
                     let limit = limits.confirm_timeout + LINGER_GRACE;
                     deadline.as_mut().reset(tokio::time::Instant::now() + limit);
                     continue;
-                } else {
+                } else if ledger.lock().map(|l| l.undecided.is_some()).unwrap_or(false) {
                     Some("time is up: not verified")
+                } else {
+                    Some("this connection has done its work and is now closed")
                 };
                 if let Some(reason) = reason {
                     tracing::info!(reason, "disconnecting a client");
