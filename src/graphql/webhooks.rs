@@ -227,13 +227,8 @@ pub fn validate_session_webhooks(
 /// The target check of `createVerifySession`'s webhooks.
 pub async fn check_new_targets(ctx: &Context<'_>, webhooks: &[NewWebhook]) -> ApiResult<()> {
     let policy = ctx.data_unchecked::<GraphqlState>().webhook_targets;
-    let mut errors = Vec::new();
-    for (index, webhook) in webhooks.iter().enumerate() {
-        let location = format!("input.webhooks[{index}].url");
-        if let Err(error) = check_target(policy, &webhook.url, &location).await {
-            errors.push(error);
-        }
-    }
+    let location_of = |index| format!("input.webhooks[{index}].url");
+    let errors = crate::webhooks::settings::check_new_targets(policy, webhooks, location_of).await;
 
     if errors.is_empty() {
         Ok(())

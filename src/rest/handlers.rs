@@ -18,7 +18,7 @@ use crate::domain::identifiers::{hash_secret, new_secret};
 use crate::domain::session::SessionStatus;
 use crate::graphql::auth::CLIENT_TOKEN_PREFIX;
 use crate::store::{CompleteRefusal, NewWebhook, SessionFilter, SessionView};
-use crate::webhooks::settings::check_target;
+use crate::webhooks::settings::check_new_targets;
 
 /// Page size when `limit` is not given, and the largest page: larger limits are capped.
 pub const MAX_LIMIT: u64 = 100;
@@ -168,18 +168,15 @@ pub async fn complete_session(
 /// The target check of the webhooks of a new session (it resolves host names, so it runs
 /// after the other checks passed).
 async fn check_targets(services: &Services, webhooks: &[NewWebhook]) -> Result<(), Problem> {
-    let mut errors = Vec::new();
-    for (index, webhook) in webhooks.iter().enumerate() {
-        let location = format!("body.webhooks[{index}].url");
-        if let Err(error) = check_target(services.webhook_targets, &webhook.url, &location).await {
-            errors.push(ProblemError::from(error));
-        }
-    }
+    let location_of = |index| format!("body.webhooks[{index}].url");
+    let errors = check_new_targets(services.webhook_targets, webhooks, location_of).await;
 
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(Problem::bad_input(errors))
+        Err(Problem::bad_input(
+            errors.into_iter().map(ProblemError::from).collect(),
+        ))
     }
 }
 

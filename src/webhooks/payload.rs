@@ -39,6 +39,23 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The connection fields shared by `new_connection` and `failed_attempt`.
+fn insert_connection(
+    payload: &mut Map<String, Value>,
+    connection_id: Option<uuid::Uuid>,
+    connection: Option<&entity::verify_connection::Model>,
+) {
+    payload.insert("verify_session_connection_id".into(), json!(connection_id));
+    payload.insert(
+        "ip_address".into(),
+        json!(connection.map(|c| &c.ip_address)),
+    );
+    payload.insert(
+        "client_version".into(),
+        json!(connection.map(|c| &c.client_version)),
+    );
+}
+
 /// The `payload` object of an event, from the session as of its commit.
 pub fn event_payload(view: &SessionView, event: &session_event::Model, kind: EventKind) -> Value {
     let session = &view.session;
@@ -61,18 +78,7 @@ pub fn event_payload(view: &SessionView, event: &session_event::Model, kind: Eve
     });
     match kind {
         EventKind::NewConnection => {
-            payload.insert(
-                "verify_session_connection_id".into(),
-                json!(event.connection_id),
-            );
-            payload.insert(
-                "ip_address".into(),
-                json!(connection.map(|c| &c.ip_address)),
-            );
-            payload.insert(
-                "client_version".into(),
-                json!(connection.map(|c| &c.client_version)),
-            );
+            insert_connection(&mut payload, event.connection_id, connection);
         }
         EventKind::Verified => {
             payload.insert(
@@ -109,18 +115,7 @@ pub fn event_payload(view: &SessionView, event: &session_event::Model, kind: Eve
             );
         }
         EventKind::FailedAttempt => {
-            payload.insert(
-                "verify_session_connection_id".into(),
-                json!(event.connection_id),
-            );
-            payload.insert(
-                "ip_address".into(),
-                json!(connection.map(|c| &c.ip_address)),
-            );
-            payload.insert(
-                "client_version".into(),
-                json!(connection.map(|c| &c.client_version)),
-            );
+            insert_connection(&mut payload, event.connection_id, connection);
             payload.insert("failed_attempts".into(), json!(session.failed_attempts));
             payload.insert("max_attempts".into(), json!(session.max_attempts));
         }

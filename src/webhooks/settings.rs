@@ -229,6 +229,22 @@ pub async fn check_target(
         .map_err(|refusal| FieldError::new(location, refusal.to_string()))
 }
 
+/// [`check_target`] for each of a new session's webhooks; `location_of(index)` names the URL
+/// field of webhook `index` (`input.webhooks[0].url`, `body.webhooks[0].url`).
+pub async fn check_new_targets(
+    policy: TargetPolicy,
+    webhooks: &[NewWebhook],
+    location_of: impl Fn(usize) -> String,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (index, webhook) in webhooks.iter().enumerate() {
+        if let Err(error) = check_target(policy, &webhook.url, &location_of(index)).await {
+            errors.push(error);
+        }
+    }
+    errors
+}
+
 fn push_err<T>(errors: &mut Vec<FieldError>, result: Result<T, FieldError>) -> Option<T> {
     result.map_err(|error| errors.push(error)).ok()
 }
